@@ -1,0 +1,227 @@
+"""The daemon's YAML configuration: a typed schema that rejects unknown keys and bad values.
+
+The schema is the config reference: every field has a default that works and a description.
+Relative paths in the file are resolved against the directory holding the config file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.types import Marker, Role
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file, the field and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Section):
+    id: str = Field(description="Camera id carried by every frame, read and alert.", min_length=1)
+    source: str = Field(
+        description="Video file path, rtsp:// or http(s):// stream URL, or a local camera index such as '0'."
+    )
+    pacing: Literal["realtime", "fast"] = Field(
+        default="realtime",
+        description="For video files: 'realtime' plays at the file's frame rate, 'fast' as fast as possible.",
+    )
+    loop: bool = Field(default=False, description="For video files: start again at the end.")
+    calibration: Path | None = Field(
+        default=None, description="Per-camera calibration YAML (region of interest, plate size, direction)."
+    )
+    queue_size: int = Field(
+        default=8, ge=1, le=1000, description="Frames buffered before the oldest is dropped."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between reconnection attempts of a stream."
+    )
+
+
+class DetectorConfig(_Section):
+    backend: str = Field(default="default", description="Plate detector backend by name.")
+    min_score: float = Field(default=0.3, ge=0.0, le=1.0, description="Detections below this are ignored.")
+    model: Path | None = Field(default=None, description="Model file for backends that use one.")
+
+
+class ReaderConfig(_Section):
+    backend: Literal["onnx", "easyocr"] = Field(
+        default="onnx", description="'onnx': bundled plate reader; 'easyocr': optional reference reader."
+    )
+    model: Path | None = Field(
+        default=None, description="ONNX reader model; the bundled models/reader.onnx when empty."
+    )
+    min_confidence: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Reads below this confidence are not matched."
+    )
+
+
+class TrackingConfig(_Section):
+    iou_threshold: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Minimum box overlap to continue a track."
+    )
+    max_gap_s: float = Field(
+        default=1.0, gt=0, description="A track unseen for this long is finished and its read emitted."
+    )
+    reads_per_track: int = Field(
+        default=5, ge=1, le=50, description="Best crops of a track that are read and fused."
+    )
+    motion_gate: bool = Field(
+        default=True, description="Skip detection on frames with no motion in the region of interest."
+    )
+
+
+class HotlistConfig(_Section):
+    paths: list[Path] = Field(default_factory=list, description="Hotlist files loaded together.")
+    reload_interval_s: float = Field(
+        default=2.0, gt=0, description="How often files are checked for changes (hot reload)."
+    )
+    fuzzy_alert: dict[Marker, bool] = Field(
+        default_factory=lambda: {m: True for m in Marker},
+        description="Per marker: whether a possible-misread hit raises an alert.",
+    )
+    max_distance: int = Field(
+        default=1, ge=0, le=2, description="Largest edit distance reported as a possible misread."
+    )
+
+
+class ConsoleKey(_Section):
+    name: str = Field(min_length=1, description="Who holds the key; written in the decision log.")
+    role: Role = Field(description="'tfc' or 'tsg': what alerts this key may receive.")
+    public_key: Path = Field(description="The console's CURVE public key file.")
+
+
+class AlertsConfig(_Section):
+    bind: str = Field(
+        default="tcp://127.0.0.1:5556", description="Where the daemon serves consoles (ZeroMQ endpoint)."
+    )
+    insecure: bool = Field(
+        default=False, description="Plain-text transport, no CURVE: only for local demos."
+    )
+    server_secret_key: Path | None = Field(
+        default=None, description="The daemon's CURVE secret key file (required unless insecure)."
+    )
+    consoles: list[ConsoleKey] = Field(
+        default_factory=list, description="Enrolled consoles: public key bound to a role."
+    )
+    journal: Path = Field(
+        default=Path("var/journal.sqlite"), description="SQLite journal of every alert, written before sending."
+    )
+    evidence_dir: Path = Field(
+        default=Path("var/evidence"), description="Where plate crops and overview frames are saved."
+    )
+    heartbeat_s: float = Field(default=1.0, gt=0, le=10, description="Heartbeat interval both ways.")
+
+    @model_validator(mode="after")
+    def _secure_needs_keys(self) -> AlertsConfig:
+        if not self.insecure and self.server_secret_key is None:
+            raise ValueError(
+                "server_secret_key is required unless 'insecure: true' "
+                "(make one with 'anpr-edge keys new daemon')"
+            )
+        return self
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING")
+    health_interval_s: float = Field(
+        default=10.0, gt=0, description="How often camera health is logged and published."
+    )
+
+
+class EdgeConfig(_Section):
+    cameras: Annotated[list[CameraConfig], Field(min_length=1)]
+    detector: DetectorConfig = DetectorConfig()
+    reader: ReaderConfig = ReaderConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    hotlists: HotlistConfig = HotlistConfig()
+    alerts: AlertsConfig = AlertsConfig(insecure=True)
+    logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(duplicates)}")
+        return cameras
+
+
+def _resolve_paths(raw: object, base: Path) -> object:
+    """Resolve relative paths in the known path fields against the config file's directory."""
+    if not isinstance(raw, dict):
+        return raw
+    path_fields = {
+        "cameras": ["calibration"],
+        "detector": ["model"],
+        "reader": ["model"],
+        "alerts": ["server_secret_key", "journal", "evidence_dir"],
+    }
+    for section, keys in path_fields.items():
+        value = raw.get(section)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict):
+                for key in keys:
+                    if isinstance(item.get(key), str):
+                        item[key] = str(base / item[key])
+    hotlists = raw.get("hotlists")
+    if isinstance(hotlists, dict) and isinstance(hotlists.get("paths"), list):
+        hotlists["paths"] = [str(base / p) if isinstance(p, str) else p for p in hotlists["paths"]]
+    alerts = raw.get("alerts")
+    if isinstance(alerts, dict) and isinstance(alerts.get("consoles"), list):
+        for console in alerts["consoles"]:
+            if isinstance(console, dict) and isinstance(console.get("public_key"), str):
+                console["public_key"] = str(base / console["public_key"])
+    for camera in raw.get("cameras") or []:
+        if isinstance(camera, dict):
+            source = camera.get("source")
+            if isinstance(source, int):
+                camera["source"] = str(source)
+            elif isinstance(source, str) and "://" not in source and not source.isdigit():
+                camera["source"] = str(base / source)
+    return raw
+
+
+def format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against the config reference in README.md)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: object, source: Path) -> EdgeConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    try:
+        return EdgeConfig.model_validate(_resolve_paths(raw, source.parent))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(source, error)) from None
+
+
+def load_config(path: str | Path) -> EdgeConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(error, 'problem', error)}") from None
+    return parse_config(raw, path)

@@ -1,0 +1,135 @@
+"""The small typed interfaces between pipeline stages.
+
+source -> Frame -> detect -> Detection -> read -> PlateRead -> track -> VehicleRead
+       -> hotlist -> Hit -> Activation -> alerts (routed, journalled, published)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""x, y, width, height in pixels of the full frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    camera_id: str
+    index: int
+    captured_at: float
+    """Wall-clock capture time, seconds since the epoch."""
+    image: np.ndarray
+    """BGR uint8, height x width x 3."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    box: Box
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    text: str
+    """Upper case, no spaces, as corrected by the plate syntax (or exactly as read if it fits none)."""
+    confidence: float
+    char_confidences: tuple[float, ...]
+    alternatives: tuple[tuple[str, float], ...] = ()
+    """Other likely texts with their confidences, most likely first, excluding `text`."""
+    plate_format: str | None = None
+    """Name of the UK format the text fits (e.g. "current", "prefix"), or None when it fits none."""
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Plate boxes in `image` (BGR), most confident first."""
+        ...
+
+
+class Reader(Protocol):
+    def read(self, crop: np.ndarray) -> PlateRead | None:
+        """Read one plate crop (BGR); None when nothing legible is found."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleRead:
+    """One fused read per vehicle pass, as emitted by the tracker."""
+
+    camera_id: str
+    track_id: int
+    read: PlateRead
+    captured_at: float
+    """Capture time of the best frame of the pass."""
+    first_seen: float
+    last_seen: float
+    box: Box
+    """Plate box in the best frame."""
+    plate_crop: np.ndarray
+    overview: np.ndarray
+    direction: str | None = None
+    """"towards", "away", or None when the track is too short to tell."""
+    frames_seen: int = 1
+
+
+class Marker(StrEnum):
+    FIREARMS = "firearms"
+    GANGS = "gangs"
+    BURGLARY = "burglary"
+    DRUGS = "drugs"
+
+
+class MatchKind(StrEnum):
+    EXACT = "exact"
+    POSSIBLE_MISREAD = "possible_misread"
+
+
+class Role(StrEnum):
+    TFC = "tfc"
+    """Tactical Firearms Commander: receives every hit whose entry carries a firearms marker."""
+    TSG = "tsg"
+    """The unit that follows and stops: receives hits with no firearms marker."""
+
+
+@dataclass(frozen=True, slots=True)
+class HotlistEntry:
+    entry_id: str
+    vrm: str
+    markers: frozenset[Marker]
+    action: str
+    information: str
+    source: str
+    added: dt.date
+    expires: dt.date
+    list_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    entry: HotlistEntry
+    kind: MatchKind
+    distance: int
+    """0 for an exact match; edit/confusion distance between the read and the entry VRM otherwise."""
+    matched_text: str
+    """The read text (or alternative) that produced the hit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """A vehicle read that hit one or more hotlist entries: what the alert stage routes and sends."""
+
+    vehicle: VehicleRead
+    hits: tuple[Hit, ...]
+
+    @property
+    def markers(self) -> frozenset[Marker]:
+        return frozenset().union(*(hit.entry.markers for hit in self.hits))
+
+    @property
+    def role(self) -> Role:
+        return Role.TFC if Marker.FIREARMS in self.markers else Role.TSG
