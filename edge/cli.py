@@ -11,9 +11,9 @@ from edge.config import ConfigError, load_config
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
     from edge.pipeline import run_daemon
 
-    config = load_config(args.config)
     return run_daemon(config, max_seconds=args.max_seconds)
 
 
