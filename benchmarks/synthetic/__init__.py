@@ -1,0 +1,1 @@
+"""Synthetic UK plates and footage for tests, training and benchmarks."""
