@@ -1,0 +1,428 @@
+"""The commanders' console: `anpr-edge console --role tfc|tsg`, and the client it is built on.
+
+`ConsoleClient` is the whole protocol seen from a console (tests, the demo and the benchmark use it
+too): it says hello until the daemon answers, sends heartbeats, shows the link as down after 2.5
+heartbeat intervals of silence, and de-duplicates alerts by id against a small SQLite file in its
+state folder, so an alert re-sent after a reconnect or a restart is acknowledged again but never
+returned twice. An alert counts as seen once `ack()` is called, after it has been shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import select
+import sqlite3
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+import zmq
+
+from edge.alerts import ALERT_FORMAT_VERSION, dump_message
+from edge.config import EdgeConfig
+from edge.decisions import DECISIONS, DecisionError, record_decision
+from edge.keys import KeyFileError, load_public_key, load_secret_key, public_key_file_for
+from edge.types import Role
+
+logger = logging.getLogger(__name__)
+
+LINK_DOWN_AFTER_BEATS = 2.5
+MAX_ALERT_BYTES = 32 * 1024 * 1024
+
+
+class _SeenAlerts:
+    """Ids of the alerts this console has shown, kept across restarts."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS seen (alert_id TEXT PRIMARY KEY, shown_at REAL NOT NULL)"
+        )
+
+    def __contains__(self, alert_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM seen WHERE alert_id = ?", (alert_id,)).fetchone()
+        return row is not None
+
+    def add(self, alert_id: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO seen (alert_id, shown_at) VALUES (?, ?)", (alert_id, time.time())
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class ConsoleClient:
+    """A console's connection to the daemon: hello, heartbeats, acks, de-duplication, link state.
+
+    Not thread-safe: use it from one thread. Pass both keys for CURVE, neither for an insecure
+    daemon. `server_public_key` is the daemon's NAME.key file or its z85 key.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        role: str,
+        *,
+        secret_key: Path | None,
+        server_public_key: Path | bytes | None,
+        state_dir: Path,
+        heartbeat_s: float = 1.0,
+    ):
+        if (secret_key is None) != (server_public_key is None):
+            raise KeyFileError(
+                "CURVE needs both this console's secret key and the daemon's public key"
+            )
+        self.role = Role(role)
+        self.heartbeat_s = heartbeat_s
+        self.console_name: str | None = None
+        """The name the daemon knows this console's key by, from its welcome."""
+        self.link_up = False
+        self._reported_up: bool | None = None
+        """The link state last returned by receive(); None before the first."""
+        self._seen = _SeenAlerts(state_dir / "seen.sqlite")
+        self._events: deque[dict] = deque()
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)  # no hellos queued up while disconnected
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_ALERT_BYTES)
+        self._socket.setsockopt(zmq.LINGER, 1000)
+        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        if secret_key is not None:
+            public, secret = load_secret_key(secret_key)
+            server = (
+                server_public_key
+                if isinstance(server_public_key, bytes)
+                else load_public_key(server_public_key)
+            )
+            self._socket.curve_publickey, self._socket.curve_secretkey = public, secret
+            self._socket.curve_serverkey = server
+        self._socket.connect(endpoint)
+        self._last_heard = time.monotonic()
+        self._next_send = 0.0
+
+    def receive(self, timeout_s: float) -> dict | None:
+        """The next event within `timeout_s`, or None: a new alert, a status message, or a link
+        change (`{"type": "link", "up": bool, ...}`). Alerts already seen are re-acknowledged and
+        skipped."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._keep_alive()
+            if self._events:
+                return self._events.popleft()
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            if self._socket.poll(int(min(deadline - now, self.heartbeat_s / 4) * 1000) + 1):
+                self._take(self._socket.recv())
+
+    def ack(self, alert_id: str) -> None:
+        """Record the alert as shown, then acknowledge it to the daemon."""
+        self._seen.add(alert_id)
+        self._send({"type": "ack", "ids": [alert_id]})
+
+    def close(self) -> None:
+        self._socket.close()
+        self._context.term()
+        self._seen.close()
+
+    def _send(self, message: dict) -> None:
+        try:
+            self._socket.send(dump_message(message), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # not connected: the next hello starts over and the daemon replays what is unacked
+
+    def _keep_alive(self) -> None:
+        now = time.monotonic()
+        silent = now - self._last_heard
+        if self._reported_up is not False and silent > self.heartbeat_s * LINK_DOWN_AFTER_BEATS:
+            self.link_up = self._reported_up = False
+            self._events.append({"type": "link", "up": False, "silent_s": round(silent, 2)})
+        if now >= self._next_send:
+            if self.link_up:
+                self._send({"type": "heartbeat", "version": ALERT_FORMAT_VERSION})
+            else:
+                self._send(
+                    {"type": "hello", "version": ALERT_FORMAT_VERSION, "role": str(self.role)}
+                )
+            self._next_send = now + self.heartbeat_s
+
+    def _take(self, payload: bytes) -> None:
+        try:
+            message = json.loads(payload)
+            kind = message["type"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("console: ignored a message from the daemon that is not a JSON object")
+            return
+        self._last_heard = time.monotonic()
+        if kind == "welcome":
+            self.console_name = message.get("console")
+            self.heartbeat_s = float(message.get("heartbeat_s", self.heartbeat_s))
+            self.link_up = self._reported_up = True
+            self._events.append(
+                {
+                    "type": "link",
+                    "up": True,
+                    "console": self.console_name,
+                    "receives": message.get("receives"),
+                }
+            )
+        elif kind == "alert":
+            self._take_alert(message)
+        elif kind == "status":
+            self._events.append(message)
+
+    def _take_alert(self, alert: dict) -> None:
+        alert_id = alert.get("alert_id")
+        if not isinstance(alert_id, str):
+            logger.warning("console: ignored an alert without an alert_id")
+            return
+        if self.role == Role.TSG and alert.get("role") != Role.TSG:
+            logger.error("console: a %r alert reached a tsg console; not shown", alert.get("role"))
+            return
+        if alert_id in self._seen:
+            self._send({"type": "ack", "ids": [alert_id]})
+            return
+        self._events.append(alert)
+
+
+# --- `anpr-edge console` ---
+
+
+def _save_evidence(alert: dict, directory: Path) -> dict[str, str]:
+    """Write the alert's JPEGs to files; returns {"plate_crop": path, "overview": path}."""
+    paths = {}
+    for name, image in (alert.get("evidence") or {}).items():
+        if not isinstance(image, dict) or not isinstance(image.get("data"), str):
+            continue
+        path = directory / f"{alert['alert_id']}-{name}.jpg"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(base64.b64decode(image["data"], validate=True))
+        except (OSError, ValueError) as error:
+            logger.error(
+                "console: could not save the %s of alert %s: %s", name, alert["alert_id"], error
+            )
+            continue
+        paths[name] = str(path)
+    return paths
+
+
+def without_image_data(alert: dict, paths: dict[str, str]) -> dict:
+    """The alert as printed by `--json`: each evidence image's base64 data replaced by its file."""
+    evidence = {}
+    for name, image in (alert.get("evidence") or {}).items():
+        if isinstance(image, dict):
+            image = {k: v for k, v in image.items() if k != "data"}
+            image["path"] = paths.get(name)
+        evidence[name] = image
+    return {**alert, "evidence": evidence}
+
+
+def _local_time(timestamp: object) -> str:
+    if not isinstance(timestamp, (int, float)):
+        return "unknown"
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+        + f".{int(timestamp * 10) % 10}"
+    )
+
+
+def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
+    """A readable block for a terminal."""
+    read = alert.get("read") or {}
+    markers = ", ".join(alert.get("markers") or []).upper()
+    lines = [
+        "",
+        (
+            f"=== ALERT [{number}]  {markers}  -> {str(alert.get('role', '?')).upper()}  "
+            f"id {alert.get('alert_id')} ==="
+        ),
+    ]
+    if alert.get("version") != ALERT_FORMAT_VERSION:
+        lines.append(
+            f"  (alert format version {alert.get('version')!r}: some fields may be missing)"
+        )
+    if alert.get("possible_misread"):
+        lines.append(
+            "  !! POSSIBLE MISREAD: the read is close to, not equal to, the hotlist VRM !!"
+        )
+    alternatives = ", ".join(
+        f"{a.get('text')} {a.get('confidence', 0):.2f}" for a in read.get("alternatives") or []
+    )
+    per_char = " ".join(f"{c:.2f}" for c in read.get("char_confidences") or [])
+    lines += [
+        f"  Plate read    {read.get('text')}   confidence {read.get('confidence', 0):.2f}",
+        f"  Per character {per_char}",
+        f"  Alternatives  {alternatives or 'none'}",
+    ]
+    for hit in alert.get("hits") or []:
+        entry = hit.get("entry") or {}
+        kind = (
+            "EXACT"
+            if hit.get("kind") == "exact"
+            else f"POSSIBLE MISREAD, distance {hit.get('distance')}"
+        )
+        lines += [
+            f"  Hotlist       {entry.get('vrm')} [{kind}] markers {', '.join(entry.get('markers') or [])}",
+            f"    Action      {entry.get('action')}",
+            f"    Information {entry.get('information')}",
+            (
+                f"    Entry       {entry.get('entry_id')} from {entry.get('source')} "
+                f"({entry.get('list_name') or 'list'}, expires {entry.get('expires')})"
+            ),
+        ]
+    lines += [
+        (
+            f"  Camera        {alert.get('camera_id')}   direction {alert.get('direction') or 'unknown'}"
+            f"   track {alert.get('track_id')}"
+        ),
+        f"  Captured      {_local_time(alert.get('captured_at'))}",
+        f"  Plate crop    {paths.get('plate_crop', 'none')}",
+        f"  Overview      {paths.get('overview', 'none')}",
+        f"  Decide: type '{number} <{'|'.join(DECISIONS)}> [note]' and Enter",
+    ]
+    return "\n".join(lines)
+
+
+def format_status(message: dict) -> str:
+    status = message.get("status")
+    if not isinstance(status, dict):
+        return f"[status] {status}"
+    details = ", ".join(f"{k} {v}" for k, v in status.items() if k != "type")
+    return f"[status {status.get('type', '')}] {details}"
+
+
+def _connect_endpoint(bind: str) -> str:
+    """Where a console on this machine reaches a daemon bound to `bind` (wildcards -> localhost)."""
+    parts = urlsplit(bind)
+    if parts.hostname in ("*", "0.0.0.0") and parts.port is not None:
+        return f"{parts.scheme}://127.0.0.1:{parts.port}"
+    return bind
+
+
+class _Decisions:
+    """Reads `<number> <decision> [note]` lines from the commander and logs them."""
+
+    def __init__(self, log_path: Path, out: TextIO):
+        self.log_path = log_path
+        self.out = out
+        self.alert_ids: dict[int, str] = {}
+
+    def handle(self, line: str, key_name: str) -> None:
+        parts = line.strip().split(maxsplit=2)
+        if not parts:
+            return
+        try:
+            alert_id = self.alert_ids[int(parts[0])]
+            record = record_decision(
+                self.log_path, alert_id, parts[1], parts[2] if len(parts) > 2 else "", key_name
+            )
+        except (ValueError, KeyError, IndexError) as error:
+            reason = (
+                error if isinstance(error, DecisionError) else "unknown alert number or no decision"
+            )
+            print(
+                f"  not recorded: {reason}; type '<alert number> <{'|'.join(DECISIONS)}> [note]'",
+                file=self.out,
+            )
+            return
+        print(
+            f"  decision {record['decision']} on [{parts[0]}] logged, hash {record['hash'][:16]}",
+            file=self.out,
+        )
+
+
+def run_console(
+    config: EdgeConfig,
+    *,
+    role: str,
+    as_json: bool,
+    secret_key: Path | None,
+    endpoint: str | None,
+    max_alerts: int | None,
+    max_seconds: float | None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """`anpr-edge console`: show alerts as they arrive; record decisions typed at a terminal."""
+    alerts = config.alerts
+    state_dir = alerts.evidence_dir / role
+    if alerts.insecure:
+        keys: dict = {"secret_key": None, "server_public_key": None}
+    elif secret_key is None:
+        print(
+            "anpr-edge console: --key is required (this console's .key_secret file)",
+            file=sys.stderr,
+        )
+        return 2
+    else:
+        keys = {
+            "secret_key": secret_key,
+            "server_public_key": public_key_file_for(alerts.server_secret_key),
+        }
+    try:
+        client = ConsoleClient(
+            endpoint or _connect_endpoint(alerts.bind),
+            role,
+            state_dir=state_dir,
+            heartbeat_s=alerts.heartbeat_s,
+            **keys,
+        )
+    except KeyFileError as error:
+        print(f"anpr-edge console: {error}", file=sys.stderr)
+        return 2
+    interactive = not as_json and sys.stdin.isatty()
+    decisions = _Decisions(state_dir / "decisions.jsonl", out)
+    shown = 0
+    started = time.monotonic()
+
+    def emit(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    if not as_json:
+        emit(f"console {role}: connecting to the vehicle, state in {state_dir}")
+    try:
+        while max_alerts is None or shown < max_alerts:
+            remaining = None if max_seconds is None else max_seconds - (time.monotonic() - started)
+            if remaining is not None and remaining <= 0:
+                break
+            event = client.receive(0.2 if remaining is None else min(0.2, remaining))
+            if interactive and select.select([sys.stdin], [], [], 0)[0]:
+                decisions.handle(sys.stdin.readline(), client.console_name or f"insecure-{role}")
+            if event is None:
+                continue
+            kind = event.get("type")
+            if kind == "alert":
+                shown += 1
+                paths = _save_evidence(event, state_dir / "images")
+                if as_json:
+                    emit(json.dumps(without_image_data(event, paths)))
+                else:
+                    emit(format_alert(event, shown, paths))
+                decisions.alert_ids[shown] = event["alert_id"]
+                client.ack(event["alert_id"])
+            elif kind == "status":
+                emit(json.dumps(event) if as_json else format_status(event))
+            elif kind == "link":
+                if as_json:
+                    emit(json.dumps(event))
+                elif event["up"]:
+                    emit(
+                        f"--- link to vehicle UP (console {event.get('console')}, receives "
+                        f"{', '.join(event.get('receives') or [])}) ---"
+                    )
+                else:
+                    emit(f"*** LINK TO VEHICLE DOWN: nothing heard for {event['silent_s']} s ***")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+    return 0
