@@ -92,9 +92,32 @@ class HotlistConfig(_Section):
 
 
 class ConsoleKey(_Section):
-    name: str = Field(min_length=1, description="Who holds the key; written in the decision log.")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Who holds the key; the console's identity in acks and the decision log.",
+    )
     role: Role = Field(description="'tfc' or 'tsg': what alerts this key may receive.")
-    public_key: Path = Field(description="The console's CURVE public key file.")
+    public_key: Path = Field(description="The console's CURVE public key file (NAME.key).")
+    tsg_alerts: bool = Field(
+        default=True,
+        description="tfc consoles: also receive the TSG's (non-firearms) alerts. "
+        "Must stay true for tsg consoles.",
+    )
+
+    @model_validator(mode="after")
+    def _tsg_gets_tsg_alerts(self) -> ConsoleKey:
+        if self.role == Role.TSG and not self.tsg_alerts:
+            raise ValueError("a tsg console always receives tsg alerts: remove 'tsg_alerts: false'")
+        return self
+
+    @property
+    def receives(self) -> frozenset[Role]:
+        """The alert roles routed to this console: enforced by its key, whatever it claims."""
+        if self.role == Role.TFC and self.tsg_alerts:
+            return frozenset({Role.TFC, Role.TSG})
+        return frozenset({self.role})
 
 
 class AlertsConfig(_Section):
@@ -113,10 +136,27 @@ class AlertsConfig(_Section):
     journal: Path = Field(
         default=Path("var/journal.sqlite"), description="SQLite journal of every alert, written before sending."
     )
-    evidence_dir: Path = Field(
-        default=Path("var/evidence"), description="Where plate crops and overview frames are saved."
+    journal_sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="'normal': a journalled alert survives the daemon being killed; "
+        "'full': it also survives a power cut (one disk flush per alert).",
     )
-    heartbeat_s: float = Field(default=1.0, gt=0, le=10, description="Heartbeat interval both ways.")
+    replay_max_age_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Unacknowledged alerts younger than this are re-sent to a console that connects.",
+    )
+    evidence_dir: Path = Field(
+        default=Path("var/evidence"),
+        description="Console side: where a console saves the plate crops and overview frames it "
+        "receives, the ids it has shown and its decision log (a subfolder per role).",
+    )
+    heartbeat_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=1.0,
+        description="Heartbeat interval both ways; a link is shown down after 2.5 intervals of silence.",
+    )
 
     @model_validator(mode="after")
     def _secure_needs_keys(self) -> AlertsConfig:
@@ -125,6 +165,12 @@ class AlertsConfig(_Section):
                 "server_secret_key is required unless 'insecure: true' "
                 "(make one with 'anpr-edge keys new daemon')"
             )
+        names = [console.name for console in self.consoles]
+        keys = [console.public_key for console in self.consoles]
+        for what, values in (("name", names), ("public_key", keys)):
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"each console needs its own {what}; repeated: {', '.join(repeated)}")
         return self
 
 
