@@ -1,0 +1,163 @@
+"""The console command against a real daemon, and the hash-chained decision log."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import cv2
+import pytest
+
+from edge.alerts import AlertPublisher
+from edge.config import EdgeConfig
+from edge.console import run_console
+from edge.decisions import DecisionError, record_decision, verify_decision_log
+from edge.keys import write_keypair
+from edge.types import Marker, MatchKind
+from tests.test_alerts import make_activation
+
+
+def test_decision_log_chains_and_verifies(tmp_path):
+    log = tmp_path / "decisions.jsonl"
+    first = record_decision(log, "alert-1", "stop", "armed unit in position", "tfc-1", now=1.0)
+    second = record_decision(log, "alert-2", "follow", "", "tfc-1")
+    third = record_decision(log, "alert-3", "no_stop", "not the vehicle", "tfc-1")
+    assert first["prev"] == "0" * 64 and second["prev"] == first["hash"]
+    assert third["prev"] == second["hash"] and third["seq"] == 3
+    assert first["time"].startswith("1970-01-01T00:00:01")
+    assert verify_decision_log(log) == []
+
+
+def test_decision_log_names_the_line_that_was_edited_or_removed(tmp_path):
+    log = tmp_path / "decisions.jsonl"
+    for decision in ("stop", "follow", "no_stop"):
+        record_decision(log, "alert", decision, "", "tfc-1")
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0], lines[1].replace("follow", "stop"), lines[2]]) + "\n")
+    assert verify_decision_log(log) == [f"{log}: line 2: hash does not match its content"]
+    log.write_text("\n".join([lines[0], lines[2]]) + "\n")
+    problems = verify_decision_log(log)
+    assert problems and all("line 2" in p for p in problems)
+
+
+def test_unknown_decision_is_refused(tmp_path):
+    with pytest.raises(DecisionError, match="choose one of"):
+        record_decision(tmp_path / "d.jsonl", "alert", "shoot", "", "tfc-1")
+    assert not (tmp_path / "d.jsonl").exists() or verify_decision_log(tmp_path / "d.jsonl") == []
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    keys = tmp_path / "keys"
+    for name in ("daemon", "tfc-1", "tsg-1"):
+        write_keypair(name, keys)
+    config = EdgeConfig.model_validate(
+        {
+            "cameras": [{"id": "cam-front", "source": "unused.mp4"}],
+            "alerts": {
+                "bind": "tcp://127.0.0.1:*",
+                "server_secret_key": keys / "daemon.key_secret",
+                "consoles": [
+                    {"name": "tfc-1", "role": "tfc", "public_key": keys / "tfc-1.key"},
+                    {"name": "tsg-1", "role": "tsg", "public_key": keys / "tsg-1.key"},
+                ],
+                "journal": tmp_path / "var/journal.sqlite",
+                "evidence_dir": tmp_path / "var/console",
+            },
+        }
+    )
+    publisher = AlertPublisher(config.alerts)
+    publisher.start()
+    yield config, publisher, keys
+    publisher.close(timeout_s=1.0)
+
+
+def run_in_thread(**kwargs) -> tuple[threading.Thread, io.StringIO, list[int]]:
+    out, status = io.StringIO(), []
+    thread = threading.Thread(target=lambda: status.append(run_console(out=out, **kwargs)))
+    thread.start()
+    return thread, out, status
+
+
+def test_json_console_prints_one_object_per_alert_and_saves_the_crop(daemon):
+    config, publisher, keys = daemon
+    thread, out, status = run_in_thread(
+        config=config,
+        role="tsg",
+        as_json=True,
+        secret_key=keys / "tsg-1.key_secret",
+        endpoint=publisher.endpoint,
+        max_alerts=2,
+        max_seconds=15,
+    )
+    time.sleep(0.5)
+    publisher.publish_status({"type": "camera_health", "camera_id": "cam-front", "fps_in": 25.0})
+    ids = [
+        publisher.publish(make_activation("DR22BBB", {Marker.DRUGS})),
+        publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS})),  # not for the tsg
+        publisher.publish(
+            make_activation("BU33CCC", {Marker.BURGLARY}, MatchKind.POSSIBLE_MISREAD)
+        ),
+    ]
+    thread.join(20)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    alerts = [line for line in lines if line["type"] == "alert"]
+    assert status == [0]
+    assert [a["alert_id"] for a in alerts] == [ids[0], ids[2]]
+    assert [a["possible_misread"] for a in alerts] == [False, True]
+    assert {line["type"] for line in lines} <= {"alert", "status", "link"}
+    crop = alerts[0]["evidence"]["plate_crop"]
+    assert "data" not in crop
+    assert cv2.imread(crop["path"]).shape == (40, 160, 3)
+    assert crop["path"].startswith(str(config.alerts.evidence_dir / "tsg"))
+
+
+def test_readable_console_shows_what_the_commander_needs(daemon):
+    config, publisher, keys = daemon
+    thread, out, status = run_in_thread(
+        config=config,
+        role="tfc",
+        as_json=False,
+        secret_key=keys / "tfc-1.key_secret",
+        endpoint=publisher.endpoint,
+        max_alerts=1,
+        max_seconds=15,
+    )
+    time.sleep(0.5)
+    publisher.publish(
+        make_activation("FA11AAA", {Marker.FIREARMS, Marker.GANGS}, MatchKind.POSSIBLE_MISREAD)
+    )
+    thread.join(20)
+    text = out.getvalue()
+    assert status == [0]
+    for expected in (
+        "FIREARMS, GANGS",
+        "POSSIBLE MISREAD",
+        "FA11AAA",
+        "confidence 0.91",
+        "AB12CDF 0.05",
+        "TFC to decide",
+        "Linked to incident 123",
+        "cam-front",
+        "towards",
+        "-plate_crop.jpg",
+        "link to vehicle UP (console tfc-1",
+    ):
+        assert expected in text, expected
+
+
+def test_console_without_key_in_secure_mode_explains(daemon, capsys):
+    config, publisher, _ = daemon
+    code = run_console(
+        config,
+        role="tfc",
+        as_json=True,
+        secret_key=None,
+        endpoint=publisher.endpoint,
+        max_alerts=1,
+        max_seconds=1,
+    )
+    assert code == 2
+    assert "--key is required" in capsys.readouterr().err

@@ -1,0 +1,73 @@
+"""The alert journal: order, per-console acknowledgements, role fences, replay window, reopening."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from edge.journal import Journal, JournalError
+
+
+def test_unacked_alerts_come_back_in_order_per_console_and_role(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    now = time.time()
+    seqs = [
+        journal.append(f"a{i}", "tfc" if i % 2 else "tsg", now, f'{{"n":{i}}}'.encode())
+        for i in range(6)
+    ]
+    assert seqs == sorted(seqs)
+    tsg = journal.unacked("tsg-1", {"tsg"}, after_seq=0, created_since=0, limit=100)
+    assert [a.alert_id for a in tsg] == ["a0", "a2", "a4"]
+    both = journal.unacked("tfc-1", {"tfc", "tsg"}, after_seq=0, created_since=0, limit=100)
+    assert [a.alert_id for a in both] == [f"a{i}" for i in range(6)]
+    assert both[3].document == b'{"n":3}'
+    assert journal.record_acks("tfc-1", {"tfc", "tsg"}, ["a0", "a1", "a1"], now) == 2
+    left = journal.unacked("tfc-1", {"tfc", "tsg"}, after_seq=0, created_since=0, limit=2)
+    assert [a.alert_id for a in left] == ["a2", "a3"]
+    after = journal.unacked(
+        "tfc-1", {"tfc", "tsg"}, after_seq=left[-1].seq, created_since=0, limit=9
+    )
+    assert [a.alert_id for a in after] == ["a4", "a5"]
+    # tsg-1's view is untouched by tfc-1's acks
+    assert len(journal.unacked("tsg-1", {"tsg"}, after_seq=0, created_since=0, limit=100)) == 3
+    journal.close()
+
+
+def test_acks_outside_the_consoles_roles_or_unknown_ids_are_ignored(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.append("firearms-1", "tfc", time.time(), b"{}")
+    assert journal.record_acks("tsg-1", {"tsg"}, ["firearms-1", "no-such-alert"], time.time()) == 0
+    assert journal.acked_by("tsg-1") == set()
+    journal.close()
+
+
+def test_replay_window_leaves_out_old_alerts(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    now = time.time()
+    journal.append("old", "tsg", now - 7200, b"{}")
+    journal.append("new", "tsg", now, b"{}")
+    pending = journal.unacked("tsg-1", {"tsg"}, after_seq=0, created_since=now - 3600, limit=10)
+    assert [a.alert_id for a in pending] == ["new"]
+    journal.close()
+
+
+def test_journal_survives_reopening_with_full_sync(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, "full")
+    journal.append("a", "tsg", time.time(), b"{}")
+    journal.record_acks("tsg-1", {"tsg"}, ["a"], time.time())
+    journal.close()
+    reopened = Journal(path)
+    assert reopened.all_ids() == ["a"]
+    assert reopened.acked_by("tsg-1") == {"a"}
+    reopened.append("b", "tsg", time.time(), b"{}")
+    assert reopened.all_ids() == ["a", "b"]
+    reopened.close()
+
+
+def test_a_file_that_is_not_a_journal_is_named(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("this is not a database, " * 100)
+    with pytest.raises(JournalError, match="notes.txt"):
+        Journal(path)
