@@ -1,0 +1,395 @@
+"""Plate tracking: many frames of one vehicle become one fused read and at most one alert.
+
+Each camera has a `PlateTracker`. Detections are linked into tracks by box overlap with the
+track's predicted box (its last box moved by its velocity), or, for fast movers whose boxes no
+longer overlap, by centre distance measured in plate heights. OCR runs on only a few crops of
+each track: the first sighting, then crops clearly larger or sharper than any read so far, and,
+while the reads do not yet agree, every other frame, up to `reads_per_track`. The reads are
+fused by per-character voting.
+
+When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees
+(the vehicle is often still in view: this is what keeps capture-to-alert latency low), or else
+when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
+emitted within `repeat_window_s` is suppressed: that is the same vehicle, its track broken by
+missed detections.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge.calibration import Calibration
+from edge.config import TrackingConfig
+from edge.plates import uk_format
+
+try:
+    from edge.plates import correct
+except ImportError:  # until format-aware correction lands in edge.plates
+
+    def correct(text: str, char_probs: object = None) -> tuple[str, str | None]:
+        return text, uk_format(text)
+
+
+from edge.types import Box, Detection, Frame, PlateRead, VehicleRead
+
+logger = logging.getLogger(__name__)
+
+_MAX_JUMP_HEIGHTS = 3.0
+"""Largest centre distance, in plate heights, that still links a detection with no overlap."""
+_MAX_SIZE_RATIO = 1.6
+"""Largest change of plate height between linked sightings."""
+_CLEARLY_BETTER = 1.15
+"""A crop is worth another read when its quality beats every crop read so far by this factor."""
+_GOOD_ENOUGH = 0.8
+"""While reads disagree, crops at least this fraction of the best quality are read too."""
+_READ_SPACING_FRAMES = 2
+_DIRECTION_MIN_SIGHTINGS = 3
+_DIRECTION_MIN_SHIFT_HEIGHTS = 0.5
+_DIRECTION_MIN_GROWTH = 1.15
+_MAX_ALTERNATIVES = 5
+
+
+@dataclass(slots=True)
+class _Reading:
+    read: PlateRead
+    frame: Frame
+    """Kept by reference (frames are never modified) until the track ends."""
+    detection: Detection
+    quality: float
+
+
+@dataclass(slots=True)
+class _Track:
+    track_id: int
+    first_seen: float
+    last_seen: float
+    last_box: Box
+    first_boxes: list[Box] = field(default_factory=list)
+    recent_boxes: collections.deque[Box] = field(
+        default_factory=lambda: collections.deque(maxlen=_DIRECTION_MIN_SIGHTINGS)
+    )
+    velocity: tuple[float, float] = (0.0, 0.0)
+    """Box centre motion in pixels per second."""
+    frames_seen: int = 0
+    reads_requested: int = 0
+    best_quality_requested: float = 0.0
+    last_request_index: int = -(10**9)
+    readings: list[_Reading] = field(default_factory=list)
+    fused_text: str | None = None
+    """Set once the track's read is emitted (or suppressed as a repeat)."""
+
+    def sighted(self, frame: Frame, box: Box) -> None:
+        dt = frame.captured_at - self.last_seen
+        if self.frames_seen and dt > 0:
+            (x0, y0), (x1, y1) = _centre(self.last_box), _centre(box)
+            self.velocity = ((x1 - x0) / dt, (y1 - y0) / dt)
+        self.last_seen = frame.captured_at
+        self.last_box = box
+        self.frames_seen += 1
+        if len(self.first_boxes) < _DIRECTION_MIN_SIGHTINGS:
+            self.first_boxes.append(box)
+        self.recent_boxes.append(box)
+
+    def predicted_box(self, at: float) -> Box:
+        x, y, w, h = self.last_box
+        dt = at - self.last_seen
+        return (round(x + self.velocity[0] * dt), round(y + self.velocity[1] * dt), w, h)
+
+
+class PlateTracker:
+    """Tracks one camera's plates across frames and fuses each track's reads."""
+
+    def __init__(self, camera_id: str, config: TrackingConfig, calibration: Calibration):
+        self.camera_id = camera_id
+        self.config = config
+        self.calibration = calibration
+        self._tracks: dict[int, _Track] = {}
+        self._next_id = 1
+        self._recent_texts: dict[str, float] = {}
+        """Fused text -> last sighting of the latest pass emitted (or suppressed) with it."""
+
+    def update(self, frame: Frame, detections: Sequence[Detection]) -> list[tuple[int, Detection]]:
+        """Link this frame's detections to tracks; the (track id, detection) pairs to read now."""
+        to_read = []
+        for track, detection in self._associate(frame, detections):
+            track.sighted(frame, detection.box)
+            if track.fused_text is not None:  # still in view after its read was emitted
+                self._recent_texts[track.fused_text] = frame.captured_at
+            quality = _crop_quality(frame.image, detection)
+            if self._worth_reading(track, frame.index, quality):
+                track.reads_requested += 1
+                track.best_quality_requested = max(track.best_quality_requested, quality)
+                track.last_request_index = frame.index
+                to_read.append((track.track_id, detection))
+        return to_read
+
+    def add_read(
+        self, track_id: int, frame: Frame, detection: Detection, read: PlateRead | None
+    ) -> None:
+        """The reader's result for a pair `update` returned (None: nothing legible)."""
+        track = self._tracks.get(track_id)
+        if track is None or read is None or not read.text:
+            return
+        quality = _crop_quality(frame.image, detection)
+        track.readings.append(_Reading(read, frame, detection, quality))
+
+    def finished(self, now: float) -> list[VehicleRead]:
+        """Reads of passes that ended (unseen for `max_gap_s` before `now`) or already agree."""
+        ready = []
+        for track in list(self._tracks.values()):
+            ended = now - track.last_seen > self.config.max_gap_s
+            if ended or (track.fused_text is None and self._agreed(track)):
+                vehicle = self._emit(track)
+                if vehicle is not None:
+                    ready.append(vehicle)
+            if ended:
+                del self._tracks[track.track_id]
+        self._forget_old_texts(now)
+        return ready
+
+    def flush(self) -> list[VehicleRead]:
+        """End of stream: the reads of every open track."""
+        vehicles = [v for v in map(self._emit, self._tracks.values()) if v is not None]
+        self._tracks.clear()
+        return vehicles
+
+    # Association.
+
+    def _associate(
+        self, frame: Frame, detections: Sequence[Detection]
+    ) -> list[tuple[_Track, Detection]]:
+        """Greedy one-to-one matching by similarity; unmatched detections start new tracks."""
+        candidates = []
+        for track in self._tracks.values():
+            predicted = track.predicted_box(frame.captured_at)
+            for d, detection in enumerate(detections):
+                similarity = self._similarity(predicted, detection.box)
+                if similarity > 0:
+                    candidates.append((similarity, track.track_id, d))
+        pairs = []
+        used_tracks: set[int] = set()
+        used_detections: set[int] = set()
+        for _, track_id, d in sorted(candidates, reverse=True):
+            if track_id in used_tracks or d in used_detections:
+                continue
+            used_tracks.add(track_id)
+            used_detections.add(d)
+            pairs.append((self._tracks[track_id], detections[d]))
+        for d, detection in enumerate(detections):
+            if d not in used_detections:
+                pairs.append((self._start(frame, detection.box), detection))
+        return pairs
+
+    def _similarity(self, predicted: Box, box: Box) -> float:
+        """Above 1 for overlapping boxes (1 + IoU), in (0, 1) for near ones, 0 for no link."""
+        overlap = _iou(predicted, box)
+        if overlap >= self.config.iou_threshold:
+            return 1.0 + overlap
+        heights = sorted((predicted[3], box[3]))
+        if heights[0] <= 0 or heights[1] / heights[0] > _MAX_SIZE_RATIO:
+            return 0.0
+        (px, py), (bx, by) = _centre(predicted), _centre(box)
+        distance = float(np.hypot(px - bx, py - by)) / (sum(heights) / 2)
+        return max(0.0, 1.0 - distance / _MAX_JUMP_HEIGHTS)
+
+    def _start(self, frame: Frame, box: Box) -> _Track:
+        track = _Track(
+            track_id=self._next_id,
+            first_seen=frame.captured_at,
+            last_seen=frame.captured_at,
+            last_box=box,
+        )
+        self._tracks[track.track_id] = track
+        self._next_id += 1
+        return track
+
+    # Reading and fusion.
+
+    def _worth_reading(self, track: _Track, frame_index: int, quality: float) -> bool:
+        if track.fused_text is not None or track.reads_requested >= self.config.reads_per_track:
+            return False
+        if track.reads_requested == 0:
+            return True
+        if quality > _CLEARLY_BETTER * track.best_quality_requested:
+            return True
+        spaced = frame_index - track.last_request_index >= _READ_SPACING_FRAMES
+        good_enough = quality >= _GOOD_ENOUGH * track.best_quality_requested
+        return spaced and good_enough and not self._agreed(track)
+
+    def _agreed(self, track: _Track) -> bool:
+        """Early emit: enough reads, all the same text."""
+        needed = self.config.early_emit_reads
+        texts = {reading.read.text for reading in track.readings}
+        return needed > 0 and len(track.readings) >= needed and len(texts) == 1
+
+    def _emit(self, track: _Track) -> VehicleRead | None:
+        if track.fused_text is not None or not track.readings:
+            return None
+        fused = fuse_reads([reading.read for reading in track.readings])
+        track.fused_text = fused.text
+        previous = self._recent_texts.get(fused.text)
+        self._recent_texts[fused.text] = max(previous or 0.0, track.last_seen)
+        if previous is not None and track.first_seen - previous <= self.config.repeat_window_s:
+            logger.debug(
+                "camera %s: track %d repeats %s, suppressed",
+                self.camera_id,
+                track.track_id,
+                fused.text,
+            )
+            return None
+        best = max(
+            track.readings,
+            key=lambda r: (r.read.text == fused.text, r.read.confidence * r.quality),
+        )
+        x, y, w, h = best.detection.box
+        image = best.frame.image
+        crop = image[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)].copy()
+        return VehicleRead(
+            camera_id=self.camera_id,
+            track_id=track.track_id,
+            read=fused,
+            captured_at=best.frame.captured_at,
+            first_seen=track.first_seen,
+            last_seen=track.last_seen,
+            box=best.detection.box,
+            plate_crop=crop,
+            overview=image,
+            direction=self._direction(track),
+            frames_seen=track.frames_seen,
+        )
+
+    def _forget_old_texts(self, now: float) -> None:
+        horizon = now - self.config.repeat_window_s - self.config.max_gap_s
+        for text in [t for t, seen in self._recent_texts.items() if seen < horizon]:
+            del self._recent_texts[text]
+
+    def _direction(self, track: _Track) -> str | None:
+        """'towards' or 'away' from the plate's motion along the calibrated lane direction, or
+        (uncalibrated) from the plate growing or shrinking; None when it moved too little."""
+        if track.frames_seen < _DIRECTION_MIN_SIGHTINGS:
+            return None
+        first, last = _mean_box(track.first_boxes), _mean_box(track.recent_boxes)
+        towards = self.calibration.towards
+        if towards is not None:
+            (x0, y0), (x1, y1) = _centre(first), _centre(last)
+            along = (x1 - x0) * towards[0] + (y1 - y0) * towards[1]
+            plate_height = (first[3] + last[3]) / 2
+            if abs(along) < _DIRECTION_MIN_SHIFT_HEIGHTS * plate_height:
+                return None
+            return "towards" if along > 0 else "away"
+        growth = last[3] / max(first[3], 1e-6)
+        if growth >= _DIRECTION_MIN_GROWTH:
+            return "towards"
+        if growth <= 1 / _DIRECTION_MIN_GROWTH:
+            return "away"
+        return None
+
+
+def fuse_reads(reads: Sequence[PlateRead]) -> PlateRead:
+    """One read from several reads of the same plate, by per-character voting.
+
+    The length is voted first (each read weighs its confidence); reads of the winning length
+    then vote per position with their character confidences. A position's confidence is the
+    winner's summed confidence over the number of voters, so unanimous votes keep the readers'
+    confidence and split votes lower it; the read's confidence is the weakest position's, scaled
+    by the share of the length vote. Runner-up characters and reads of other lengths become the
+    alternatives (for possible-misread hotlist matching). Plate syntax correction is applied last.
+    """
+    if not reads:
+        raise ValueError("no reads to fuse")
+    length_votes: dict[int, float] = collections.defaultdict(float)
+    for read in reads:
+        length_votes[len(read.text)] += read.confidence
+    length = max(length_votes, key=lambda n: (length_votes[n], -n))
+    length_share = length_votes[length] / sum(length_votes.values())
+    voters = [read for read in reads if len(read.text) == length]
+
+    chars, confidences, runners_up = [], [], []
+    for position in range(length):
+        votes: dict[str, float] = collections.defaultdict(float)
+        for read in voters:
+            votes[read.text[position]] += _char_confidence(read, position)
+        ranked = sorted(votes.items(), key=lambda item: item[1], reverse=True)
+        chars.append(ranked[0][0])
+        confidences.append(ranked[0][1] / len(voters))
+        runners_up.append(ranked[1] if len(ranked) > 1 else None)
+    text = "".join(chars)
+    confidence = min(confidences, default=0.0) * length_share
+
+    alternatives: dict[str, float] = {}
+    for position, runner_up in enumerate(runners_up):
+        if runner_up is not None:
+            char, votes_for = runner_up
+            swapped = text[:position] + char + text[position + 1 :]
+            weakest = min(confidences[:position] + confidences[position + 1 :], default=1.0)
+            alternatives[swapped] = min(weakest, votes_for / len(voters)) * length_share
+    for read in reads:
+        if len(read.text) != length:
+            share = length_votes[len(read.text)] / sum(length_votes.values())
+            alternatives[read.text] = max(alternatives.get(read.text, 0.0), read.confidence * share)
+    return _corrected(text, confidence, tuple(confidences), alternatives)
+
+
+def _corrected(
+    text: str,
+    confidence: float,
+    char_confidences: tuple[float, ...],
+    alternatives: dict[str, float],
+) -> PlateRead:
+    text, plate_format = correct(text)
+    corrected_alternatives: dict[str, float] = {}
+    for alternative, score in alternatives.items():
+        fixed, _ = correct(alternative)
+        if fixed != text:
+            corrected_alternatives[fixed] = max(corrected_alternatives.get(fixed, 0.0), score)
+    ranked = sorted(corrected_alternatives.items(), key=lambda item: item[1], reverse=True)
+    return PlateRead(
+        text=text,
+        confidence=confidence,
+        char_confidences=char_confidences,
+        alternatives=tuple((t, round(s, 4)) for t, s in ranked[:_MAX_ALTERNATIVES]),
+        plate_format=plate_format,
+    )
+
+
+def _char_confidence(read: PlateRead, position: int) -> float:
+    if len(read.char_confidences) == len(read.text):
+        return read.char_confidences[position]
+    return read.confidence
+
+
+def _crop_quality(image: np.ndarray, detection: Detection) -> float:
+    """Larger and sharper is better: plate height times the root of the Laplacian variance."""
+    x, y, w, h = detection.box
+    crop = image[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)]
+    if crop.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    sharpness = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    return h * float(np.sqrt(sharpness + 1.0))
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    x, y, w, h = box
+    return (x + w / 2, y + h / 2)
+
+
+def _mean_box(boxes: Sequence[Box]) -> tuple[float, float, float, float]:
+    return tuple(float(v) for v in np.mean(np.array(boxes, np.float64), axis=0))
+
+
+def _iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    width = min(ax + aw, bx + bw) - max(ax, bx)
+    height = min(ay + ah, by + bh) - max(ay, by)
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / float(aw * ah + bw * bh - inter)

@@ -1,0 +1,201 @@
+"""Tracking and read fusion on synthetic frames: one read per vehicle pass, right text and way."""
+
+from __future__ import annotations
+
+import random
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.calibration import Calibration, default_calibration
+from edge.config import TrackingConfig
+from edge.track import PlateTracker, fuse_reads
+from edge.types import Detection, Frame, PlateRead, VehicleRead
+
+FPS = 25.0
+T0 = 1_700_000_000.0
+SIZE = (480, 640)  # height, width
+
+
+def plate_read(text: str, char_confidence: float = 0.9) -> PlateRead:
+    return PlateRead(
+        text=text, confidence=char_confidence, char_confidences=(char_confidence,) * len(text)
+    )
+
+
+def frame_with(index: int, boxes: list[tuple[int, int, int, int]]) -> Frame:
+    image = np.full((*SIZE, 3), 90, np.uint8)
+    for x, y, w, h in boxes:
+        cv2.rectangle(image, (x, y), (x + w, y + h), (255, 255, 255), -1)
+        cv2.putText(image, "AB12", (x + 2, y + h - 3), cv2.FONT_HERSHEY_PLAIN, h / 14, (0, 0, 0))
+    return Frame(camera_id="cam1", index=index, captured_at=T0 + index / FPS, image=image)
+
+
+def approaching_box(step: int, x: int = 200) -> tuple[int, int, int, int]:
+    """A plate moving down the image and growing: a vehicle driving towards the camera."""
+    height = 12 + step // 3
+    return (x, 60 + 10 * step, int(height * 4.7), height)
+
+
+class Reader:
+    """Stands in for the OCR stage: the true text with some characters misread."""
+
+    def __init__(self, truth: dict[int, str], error_rate: float, seed: int = 1):
+        self.truth = truth
+        self.error_rate = error_rate
+        self.random = random.Random(seed)
+        self.calls = 0
+
+    def read(self, x: int) -> PlateRead:
+        self.calls += 1
+        text = list(self.truth[x])
+        confidences = [0.9] * len(text)
+        for i in range(len(text)):
+            if self.random.random() < self.error_rate:
+                text[i] = self.random.choice("0OQD8B")
+                confidences[i] = 0.4
+        return PlateRead("".join(text), min(confidences), tuple(confidences))
+
+
+def run(
+    tracker: PlateTracker, frames: list[tuple[Frame, list[Detection]]], reader: Reader
+) -> list[tuple[float, VehicleRead]]:
+    """Drive the tracker as the pipeline does; (emission time, read) for everything emitted."""
+    emitted = []
+    for frame, detections in frames:
+        for track_id, detection in tracker.update(frame, detections):
+            tracker.add_read(track_id, frame, detection, reader.read(detection.box[0] // 100))
+        emitted += [(frame.captured_at, v) for v in tracker.finished(frame.captured_at)]
+    emitted += [(None, v) for v in tracker.flush()]
+    return emitted
+
+
+def pass_of_one_vehicle(steps: int = 30, idle_after: int = 40, x: int = 200):
+    frames = []
+    for step in range(steps):
+        box = approaching_box(step, x)
+        frames.append((frame_with(step, [box]), [Detection(box, 0.9)]))
+    for index in range(steps, steps + idle_after):
+        frames.append((frame_with(index, []), []))
+    return frames
+
+
+def test_noisy_reads_of_one_vehicle_fuse_into_one_correct_read_with_direction():
+    config = TrackingConfig(reads_per_track=7, early_emit_reads=0)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    reader = Reader({2: "AB12CDE"}, error_rate=0.2)
+
+    emitted = run(tracker, pass_of_one_vehicle(), reader)
+
+    assert len(emitted) == 1
+    emitted_at, vehicle = emitted[0]
+    assert vehicle.read.text == "AB12CDE"
+    assert vehicle.direction == "towards"
+    assert vehicle.camera_id == "cam1"
+    assert vehicle.frames_seen == 30
+    assert emitted_at is not None and emitted_at - vehicle.last_seen > config.max_gap_s
+    assert vehicle.plate_crop.shape[:2] == (vehicle.box[3], vehicle.box[2])
+    assert 1 < reader.calls <= config.reads_per_track
+
+
+def test_agreeing_reads_emit_early_while_the_vehicle_is_still_in_view():
+    config = TrackingConfig(reads_per_track=5, early_emit_reads=3)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    reader = Reader({2: "AB12CDE"}, error_rate=0.0)
+
+    emitted = run(tracker, pass_of_one_vehicle(), reader)
+
+    assert len(emitted) == 1
+    emitted_at, vehicle = emitted[0]
+    assert vehicle.read.text == "AB12CDE"
+    assert emitted_at < T0 + 29 / FPS  # before the last sighting
+    assert reader.calls == 3  # no OCR once the read is settled
+
+
+def test_two_vehicles_in_view_together_give_two_reads():
+    config = TrackingConfig(early_emit_reads=0)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    reader = Reader({0: "AB12CDE", 4: "XY65ZZT"}, error_rate=0.1)
+    frames = []
+    for step in range(30):
+        boxes = [approaching_box(step, x=20), approaching_box(step, x=420)]
+        frames.append((frame_with(step, boxes), [Detection(b, 0.9) for b in boxes]))
+    frames += [(frame_with(i, []), []) for i in range(30, 70)]
+
+    emitted = run(tracker, frames, reader)
+
+    assert sorted(v.read.text for _, v in emitted) == ["AB12CDE", "XY65ZZT"]
+    assert len({v.track_id for _, v in emitted}) == 2
+
+
+def test_a_track_broken_by_missed_detections_is_still_one_read():
+    config = TrackingConfig(max_gap_s=0.2, early_emit_reads=0, repeat_window_s=5.0)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    reader = Reader({2: "AB12CDE"}, error_rate=0.0)
+    frames = []
+    for step in range(40):
+        missed = 12 <= step < 22  # 0.4 s without a detection: the first track ends
+        box = approaching_box(step)
+        frames.append((frame_with(step, [box]), [] if missed else [Detection(box, 0.9)]))
+
+    emitted = run(tracker, frames, reader)
+
+    assert [v.read.text for _, v in emitted] == ["AB12CDE"]
+
+
+def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
+    config = TrackingConfig(early_emit_reads=0)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    reader = Reader({0: "AB12CDE", 1: "AB12CDE", 2: "AB12CDE", 3: "AB12CDE", 4: "AB12CDE"}, 0.0)
+    frames = []
+    for step in range(8):
+        box = (30 + 60 * step, 200, 94, 20)  # 60 px a frame, boxes 94 px wide: IoU 0 at times
+        frames.append((frame_with(step, [box]), [Detection(box, 0.9)]))
+    frames += [(frame_with(i, []), []) for i in range(8, 40)]
+
+    emitted = run(tracker, frames, reader)
+
+    assert len(emitted) == 1
+    assert emitted[0][1].frames_seen == 8
+
+
+def test_calibrated_lane_direction_decides_towards_or_away():
+    upwards = Calibration(camera_id="cam1", towards=(0.0, -1.0))
+    tracker = PlateTracker("cam1", TrackingConfig(early_emit_reads=0), upwards)
+    emitted = run(tracker, pass_of_one_vehicle(), Reader({2: "AB12CDE"}, 0.0))
+    assert emitted[0][1].direction == "away"
+
+
+def test_track_without_legible_reads_emits_nothing():
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    for frame, detections in pass_of_one_vehicle():
+        for track_id, detection in tracker.update(frame, detections):
+            tracker.add_read(track_id, frame, detection, None)
+        assert tracker.finished(frame.captured_at) == []
+    assert tracker.flush() == []
+
+
+def test_fusion_votes_each_character_and_keeps_runner_ups_as_alternatives():
+    reads = [
+        plate_read("AB12CDE", 0.9),
+        plate_read("AB12CDF", 0.6),
+        plate_read("A812CDE", 0.7),
+        plate_read("AB12CD", 0.5),  # a short read loses the length vote
+    ]
+    fused = fuse_reads(reads)
+    assert fused.text == "AB12CDE"
+    assert len(fused.char_confidences) == 7
+    assert fused.char_confidences[0] == pytest.approx((0.9 + 0.6 + 0.7) / 3)
+    assert fused.char_confidences[6] < fused.char_confidences[0]
+    alternatives = dict(fused.alternatives)
+    assert {"AB12CDF", "A812CDE", "AB12CD"} <= set(alternatives)
+    assert all(score < fused.confidence or text == "AB12CD" for text, score in fused.alternatives)
+    assert fused.plate_format is not None
+
+
+def test_fusion_of_one_read_keeps_it():
+    fused = fuse_reads([plate_read("AB12CDE", 0.8)])
+    assert fused.text == "AB12CDE"
+    assert fused.confidence == pytest.approx(0.8)
+    assert fused.alternatives == ()
