@@ -42,6 +42,11 @@ class CameraConfig(_Section):
     reconnect_max_s: float = Field(
         default=30.0, gt=0, description="Longest wait between reconnection attempts of a stream."
     )
+    stall_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A stream that delivers no frame for this long is closed and reopened.",
+    )
 
 
 class DetectorConfig(_Section):
@@ -74,6 +79,19 @@ class TrackingConfig(_Section):
     )
     motion_gate: bool = Field(
         default=True, description="Skip detection on frames with no motion in the region of interest."
+    )
+    early_emit_reads: int = Field(
+        default=3,
+        ge=0,
+        le=50,
+        description="Emit a track's read as soon as this many reads agree, before the vehicle "
+        "leaves (low alert latency); 0 waits for the end of the pass.",
+    )
+    repeat_window_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="A pass whose read equals one emitted by this camera this recently is "
+        "suppressed (a track broken by missed detections).",
     )
 
 
