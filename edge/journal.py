@@ -22,6 +22,8 @@ from typing import Literal
 
 logger = logging.getLogger(__name__)
 
+_CHECKPOINT_INTERVAL_S = 1.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,6 +40,10 @@ CREATE TABLE IF NOT EXISTS acks (
     PRIMARY KEY (console, seq)
 ) WITHOUT ROWID;
 """
+
+
+class JournalError(Exception):
+    """The journal file cannot be opened or is not an alert journal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +67,17 @@ class Journal:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            # Checkpoints (which flush to disk) run from checkpoint(), not inside a publish.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open the alert journal: {error}") from None
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name="journal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def append(self, alert_id: str, role: str, created_at: float, document: bytes) -> int:
         """Commit one alert; returns its sequence number once it is durable."""
@@ -138,10 +151,22 @@ class Journal:
         with self._lock:
             return [row[0] for row in self._db.execute("SELECT alert_id FROM alerts ORDER BY seq")]
 
+    def _checkpoints(self) -> None:
+        """Copy committed WAL pages into the database file now and then, without blocking writers.
+
+        Its own connection on its own thread: a publish never waits for the disk flushes."""
+        checkpointer = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            while not self._closing.wait(_CHECKPOINT_INTERVAL_S):
+                checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as error:
+            logger.error("%s: journal checkpoint failed: %s", self.path, error)
+        finally:
+            checkpointer.close()
+
     def close(self) -> None:
+        self._closing.set()
+        self._checkpointer.join()
         with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
-
-
-class JournalError(Exception):
-    """The journal file cannot be opened or is not an alert journal."""

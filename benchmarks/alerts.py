@@ -1,0 +1,233 @@
+"""Alert path benchmark: the real publisher and a real console process over 127.0.0.1, CURVE on.
+
+    python -m benchmarks.alerts --json
+
+Three phases against one daemon (this process) and one console (a child process using
+edge.console.ConsoleClient: de-duplication, acks, its own state folder):
+1. latency: alerts at `--rate` per second for `--seconds`; publish-to-console latency is the
+   console's receive time minus the alert's `created_at`, stamped when `publish()` starts, so it
+   includes evidence JPEG encoding and the journal commit.
+2. throughput: `--burst` alerts published back to back; alerts_per_s = burst / (time the console
+   received the last one - time the first was published).
+3. disconnect: `--burst` alerts more, and a third of the way through the console is killed
+   (SIGKILL) and started again on the same state folder; `lost` counts alerts published in the whole
+   run that no console incarnation ever received, `duplicates` those received twice.
+
+Each alert carries a 160x40 plate crop and an overview frame downscaled from `--frame` (default
+1280x720, synthetic texture) to 640 px wide, both JPEG, as the pipeline sends them; `--frame none`
+leaves the overview out, to measure the delivery machinery without most of the image work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.alerts import AlertPublisher
+from edge.config import AlertsConfig
+from edge.console import ConsoleClient
+from edge.keys import write_keypair
+from edge.types import Activation, Hit, HotlistEntry, Marker, MatchKind, PlateRead, VehicleRead
+
+RESULTS = Path(__file__).resolve().parent / "results" / "alerts.json"
+
+
+def _frame(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A frame with road-scene-like texture (smooth gradients plus noise), not a flat colour."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    base = (x * 0.5 + y * 0.5)[..., None] + rng.normal(0, 12, (height, width, 3))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def make_activations(count: int, frame_size: tuple[int, int] | None) -> list[Activation]:
+    """Alerts alternating firearms / drugs; `frame_size` None sends no overview frame."""
+    rng = np.random.default_rng(1)
+    no_frame = np.zeros((0, 0, 3), np.uint8)
+    frames = [_frame(*frame_size, rng) if frame_size else no_frame for _ in range(4)]
+    crops = [rng.integers(0, 255, (40, 160, 3), dtype=np.uint8) for _ in range(4)]
+    activations = []
+    for i in range(count):
+        text = f"BN{i % 100:02d}XYZ"
+        markers = {Marker.FIREARMS} if i % 2 else {Marker.DRUGS}
+        entry = HotlistEntry(
+            f"E{i}", text, frozenset(markers), "Stop if safe", "Benchmark entry", "PNC",
+            dt.date(2026, 1, 1), dt.date(2027, 1, 1),
+        )  # fmt: skip
+        now = time.time()
+        vehicle = VehicleRead(
+            "bench-cam", i, PlateRead(text, 0.93, (0.95,) * 7, (("BN00XYY", 0.04),), "current"),
+            now, now - 1, now, (400, 500, 160, 40), crops[i % 4], frames[i % 4], "towards", 8,
+        )  # fmt: skip
+        activations.append(Activation(vehicle, (Hit(entry, MatchKind.EXACT, 0, text),)))
+    return activations
+
+
+def console_worker(endpoint: str, keys: Path, state: Path, record: Path) -> None:
+    """The console process: receive, record (id, receive time, created_at), ack."""
+    client = ConsoleClient(
+        endpoint,
+        "tfc",
+        secret_key=keys / "bench-tfc.key_secret",
+        server_public_key=keys / "daemon.key",
+        state_dir=state,
+    )
+    fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    while True:
+        event = client.receive(1.0)
+        if event is None:
+            continue
+        if event["type"] == "link" and event["up"]:
+            print("ready", flush=True)
+        elif event["type"] == "alert":
+            received = time.time()
+            os.write(fd, f"{event['alert_id']} {received:.6f} {event['created_at']:.6f}\n".encode())
+            client.ack(event["alert_id"])
+
+
+class Console:
+    def __init__(self, endpoint: str, keys: Path, state: Path, record: Path):
+        command = [sys.executable, "-m", "benchmarks.alerts", "--console-worker"]
+        self.process = subprocess.Popen(
+            [*command, endpoint, str(keys), str(state), str(record)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the benchmark console did not connect")
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def read_record(record: Path) -> list[tuple[str, float, float]]:
+    rows = []
+    for line in record.read_text().splitlines():
+        alert_id, received, created = line.split()
+        rows.append((alert_id, float(received), float(created)))
+    return rows
+
+
+def wait_for(record: Path, ids: set[str], timeout_s: float) -> list[tuple[str, float, float]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = read_record(record)
+        if ids <= {row[0] for row in rows} or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="anpr-alerts-bench-") as tmp:
+        root = Path(tmp)
+        for name in ("daemon", "bench-tfc"):
+            write_keypair(name, root / "keys")
+        config = AlertsConfig(
+            bind="tcp://127.0.0.1:*",
+            server_secret_key=root / "keys/daemon.key_secret",
+            consoles=[{"name": "bench-tfc", "role": "tfc", "public_key": root / "keys/bench-tfc.key"}],
+            journal=root / "journal.sqlite",
+        )
+        publisher = AlertPublisher(config)
+        publisher.start()
+        record = root / "received.txt"
+        console = Console(publisher.endpoint, root / "keys", root / "console", record)
+        activations = make_activations(max(int(rate * seconds), burst), frame_size)
+        published: list[str] = []
+        try:
+            # 1. latency at a steady rate
+            start = time.monotonic()
+            latency_ids = set()
+            for i in range(int(rate * seconds)):
+                time.sleep(max(0.0, start + i / rate - time.monotonic()))
+                latency_ids.add(publisher.publish(activations[i]))
+            published += latency_ids
+            rows = wait_for(record, latency_ids, 10)
+            latencies = [(r - c) * 1000 for alert_id, r, c in rows if alert_id in latency_ids]
+
+            # 2. sustained throughput
+            first = time.time()
+            burst_ids = {publisher.publish(activations[i]) for i in range(burst)}
+            published += burst_ids
+            rows = wait_for(record, burst_ids, 60)
+            last = max(r for alert_id, r, _ in rows if alert_id in burst_ids)
+            alerts_per_s = burst / (last - first)
+            alert_bytes = len(publisher_document_sample(activations[0]))
+
+            # 3. console killed and restarted in the middle of a burst
+            for i in range(burst):
+                if i == burst // 3:
+                    console.kill()
+                    console = Console(publisher.endpoint, root / "keys", root / "console", record)
+                published.append(publisher.publish(activations[i]))
+            rows = wait_for(record, set(published), 60)
+        finally:
+            console.kill()
+            publisher.close()
+        received = [row[0] for row in rows]
+        return {
+            "curve": True,
+            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 3),
+            "latency_ms_p99": round(float(np.percentile(latencies, 99)), 3),
+            "alerts_per_s": round(alerts_per_s, 1),
+            "lost": len(set(published) - set(received)),
+            "duplicates": len(received) - len(set(received)),
+            "latency_rate_per_s": rate,
+            "latency_samples": len(latencies),
+            "burst": burst,
+            "alert_bytes": alert_bytes,
+            "evidence": "plate 160x40"
+            + (f" + overview {frame_size[0]}x{frame_size[1]} -> 640 wide" if frame_size else ""),
+        }
+
+
+def publisher_document_sample(activation: Activation) -> bytes:
+    from edge.alerts import dump_message, encode_alert
+
+    return dump_message(encode_alert(activation, "sample", time.time()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument("--rate", type=float, default=100.0, help="Alerts/s in the latency phase.")
+    parser.add_argument("--seconds", type=float, default=5.0, help="Length of the latency phase.")
+    parser.add_argument("--burst", type=int, default=5000, help="Alerts per burst phase.")
+    parser.add_argument(
+        "--frame", default="1280x720", help="Camera frame size WxH; 'none': no overview image."
+    )
+    parser.add_argument("--save", action="store_true", help=f"Also write {RESULTS}.")
+    parser.add_argument("--console-worker", nargs=4, metavar=("ENDPOINT", "KEYS", "STATE", "RECORD"))
+    args = parser.parse_args(argv)
+    if args.console_worker:
+        endpoint, keys, state, record = args.console_worker
+        console_worker(endpoint, Path(keys), Path(state), Path(record))
+        return 0
+    frame_size = None if args.frame == "none" else tuple(int(v) for v in args.frame.split("x"))
+    result = run(args.rate, args.seconds, args.burst, frame_size)
+    text = json.dumps(result)
+    if args.save:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(text + "\n")
+    if args.json:
+        print(text)
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
