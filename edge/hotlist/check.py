@@ -1,0 +1,60 @@
+"""`anpr-edge hotlist check FILE...`: validate hotlist files and summarise them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.hotlist.csvfile import MARKER_BITS, ParsedFile, days, decode_row, from_days
+from edge.hotlist.matching import HotlistError, parse_files
+
+EXPIRING_SOON_DAYS = 7
+_EXAMPLES = 5
+
+
+def check_files(paths: Sequence[Path], *, today: dt.date | None = None) -> int:
+    """Print a summary to stdout and return 0, or print the problems to stderr and return 1.
+
+    Stricter than the daemon's loader: an entry already past its expiry date is an error here
+    (the list needs updating), while the daemon skips such entries with a warning.
+    """
+    today = today or dt.date.today()
+    try:
+        files = parse_files(paths, today, expired_is_error=True)
+    except HotlistError as error:
+        print(error, file=sys.stderr)
+        print(f"{error.total} problems: rejected, nothing loaded", file=sys.stderr)
+        return 1
+    for parsed in files:
+        print(_summary(parsed, today))
+    codes = np.concatenate([parsed.codes for parsed in files] or [np.zeros(0, np.int64)])
+    _, counts = np.unique(codes, return_counts=True)
+    shared = int(np.count_nonzero(counts > 1))
+    print(
+        f"total: {len(codes)} entries, {len(counts)} distinct VRMs in {len(files)} files"
+        + (f"; {shared} VRMs have several entries (all are reported, markers merge)" if shared else "")
+    )
+    return 0
+
+
+def _summary(parsed: ParsedFile, today: dt.date) -> str:
+    per_marker = ", ".join(
+        f"{marker} {np.count_nonzero(parsed.markers & bit)}" for marker, bit in MARKER_BITS.items()
+    )
+    several = int(np.count_nonzero(np.bitwise_count(parsed.markers) > 1))
+    lines = [f"{parsed.path}: {len(parsed)} entries ({per_marker}; {several} with several markers)"]
+    soon = np.flatnonzero(parsed.expires <= days(today) + EXPIRING_SOON_DAYS)
+    if len(soon):
+        lines.append(f"  {len(soon)} expire within {EXPIRING_SOON_DAYS} days:")
+        for row in soon[:_EXAMPLES].tolist():
+            entry_id = decode_row(parsed.data, int(parsed.row_start[row]))[0]
+            lines.append(
+                f"    line {parsed.lines[row]}: {entry_id} expires {from_days(parsed.expires[row])}"
+            )
+        if len(soon) > _EXAMPLES:
+            lines.append(f"    ... and {len(soon) - _EXAMPLES} more")
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""Constant-time lookup structures over integer keys, and the keys of the misread-tolerant match.
+
+`BucketIndex` maps 64-bit keys to entry numbers (several entries may share a key). It is a hash
+table laid out as one sorted array: each key is hashed, the top bits of the hash choose a bucket,
+and a word holding the rest of the hash with the entry number is stored in bucket order. A lookup
+hashes the key, reads the bucket's bounds and scans its few words: the same handful of steps for
+ten thousand entries or a hundred million. Built with numpy sorts, no Python loop per entry.
+
+Misread tolerance works on *confusion classes*: characters a reader confuses (O, 0, D and Q...)
+share one class. A read whose class string equals an entry's, or differs by one missing, extra
+or wrong character, is a candidate. The deletion-neighbourhood trick finds those in constant
+time: an entry is indexed under its class string and each string with one character deleted;
+a read looks up the same variants of itself. Candidates are then verified exactly.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+CONFUSION_GROUPS = ("0ODQ", "1IL", "2Z", "4A", "5S", "6G", "7T", "8B")
+"""Characters a plate reader confuses; each group is one class for misread-tolerant matching."""
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+"""2**64 / golden ratio, odd: multiplying by it permutes 64-bit keys."""
+_BUCKET_CHUNK = 1 << 22
+
+
+def _class_table() -> dict[str, int]:
+    grouped = "".join(CONFUSION_GROUPS)
+    groups = [*CONFUSION_GROUPS, *(char for char in ALPHABET if char not in grouped)]
+    return {char: number for number, group in enumerate(groups, 1) for char in group}
+
+
+CLASS_OF = _class_table()
+"""Character -> class number 1..N (characters in one confusion group share a number)."""
+CLASS_BASE = max(CLASS_OF.values()) + 1
+CLASS_TRANSLATION = str.maketrans({char: chr(number) for char, number in CLASS_OF.items()})
+"""str.translate table: a VRM -> its class string, one character (chr(class number)) per char."""
+
+
+def hash64(key: int) -> int:
+    """Fibonacci hashing: one multiply whose top bits spread keys evenly (as `hash64_array`)."""
+    return (key * _GOLDEN) & _MASK64
+
+
+def hash64_array(keys: np.ndarray) -> np.ndarray:
+    return keys.astype(np.uint64) * np.uint64(_GOLDEN)
+
+
+def class_variants(vrm: str, with_deletions: bool) -> set[int]:
+    """Keys of the class string of `vrm` and (optionally) of each one-character deletion."""
+    classes = [ord(c) for c in vrm.translate(CLASS_TRANSLATION)]
+    full = 0
+    for number in classes:
+        full = full * CLASS_BASE + number
+    variants = {full}
+    if with_deletions:
+        prefix = 0
+        for i, number in enumerate(classes):
+            scale = CLASS_BASE ** (len(classes) - 1 - i)
+            suffix = full % scale
+            variants.add(prefix * scale + suffix)
+            prefix = prefix * CLASS_BASE + number
+    return variants
+
+
+def class_variant_arrays(codes: np.ndarray) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """For entries' exact VRM codes: the number of keys, and (entry numbers, keys) per variant.
+
+    The same keys as `class_variants`, taken from the base-36 digits of the codes so that no
+    per-entry strings are needed.
+    """
+    table = np.zeros(36, np.int8)
+    for char, number in CLASS_OF.items():
+        table[ALPHABET.index(char)] = number
+    lengths = np.zeros(len(codes), np.int64)
+    remaining = codes.copy()
+    while (more := remaining > 1).any():
+        lengths += more
+        remaining = np.where(more, remaining // 36, remaining)
+    longest = int(lengths.max(initial=0))
+    classes = np.zeros((len(codes), longest), np.int8)
+    """classes[e, i]: class of character i (from the left) of entry e's VRM; 0 past its end."""
+    remaining = codes.copy()
+    for from_end in range(longest):
+        column = lengths - 1 - from_end
+        rows = np.flatnonzero(column >= 0)
+        classes[rows, column[rows]] = table[remaining[rows] % 36]
+        remaining //= 36
+    full = np.zeros(len(codes), np.int64)
+    for i in range(longest):
+        full = np.where(i < lengths, full * CLASS_BASE + classes[:, i], full)
+
+    def variants() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        yield np.arange(len(codes), dtype=np.int64), full
+        powers = CLASS_BASE ** np.arange(longest + 1, dtype=np.int64)
+        prefix = np.zeros(len(codes), np.int64)
+        for i in range(longest):
+            rows = np.flatnonzero(i < lengths)
+            scale = powers[lengths[rows] - 1 - i]
+            yield rows, prefix[rows] * scale + full[rows] % scale
+            prefix = prefix * CLASS_BASE + classes[:, i]
+
+    return len(codes) + int(lengths.sum()), variants()
+
+
+class BucketIndex:
+    """Key -> entry numbers in constant time (see the module docstring)."""
+
+    def __init__(
+        self, total: int, parts: Iterable[tuple[np.ndarray, np.ndarray]], entry_count: int
+    ):
+        """`parts`: (entry numbers, keys) array pairs, `total` keys in all; numbers < entry_count."""
+        self._entry_bits = max(1, (entry_count - 1).bit_length())
+        self._entry_mask = (1 << self._entry_bits) - 1
+        self._bucket_bits = max(1, total.bit_length() - 3)
+        self._shift = 64 - self._bucket_bits
+        words = np.empty(total, np.uint64)
+        high = np.uint64(_MASK64 ^ self._entry_mask)
+        at = 0
+        for rows, keys in parts:
+            words[at : at + len(rows)] = (hash64_array(keys) & high) | rows.astype(np.uint64)
+            at += len(rows)
+        words.sort()
+        buckets = 1 << self._bucket_bits
+        starts = np.empty(buckets + 1, np.uint32 if total < 1 << 32 else np.int64)
+        for first in range(0, buckets, _BUCKET_CHUNK):
+            bounds = np.arange(first, min(first + _BUCKET_CHUNK, buckets), dtype=np.uint64)
+            starts[first : first + len(bounds)] = np.searchsorted(
+                words, bounds << np.uint64(self._shift)
+            )
+        starts[buckets] = total
+        self._words_array = words
+        self._starts_array = starts
+        self._words = memoryview(words)
+        self._starts = memoryview(starts)
+
+    @property
+    def nbytes(self) -> int:
+        return self._words_array.nbytes + self._starts_array.nbytes
+
+    def lookup(self, key: int) -> list[int]:
+        """Entry numbers stored under `key`, plus (rarely) some whose key hashes alike."""
+        hashed = (key * _GOLDEN) & _MASK64
+        bucket = hashed >> self._shift
+        words, bits = self._words, self._entry_bits
+        wanted = hashed >> bits
+        end = self._starts[bucket + 1]
+        at = bisect_left(words, wanted << bits, self._starts[bucket], end)
+        found = []
+        while at < end and words[at] >> bits == wanted:
+            found.append(words[at] & self._entry_mask)
+            at += 1
+        return found

@@ -1,0 +1,99 @@
+"""Hot reload: the daemon picks up changed hotlist files without a restart or a gap in matching."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.hotlist.matching import Hotlist, HotlistError, load_hotlists
+
+logger = logging.getLogger(__name__)
+
+Signature = tuple[tuple[int, int, int] | None, ...]
+"""Per file: (inode, size, mtime in ns), or None while the file is missing."""
+
+
+def _signature(paths: Sequence[Path]) -> Signature:
+    signature = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            signature.append(None)
+        else:
+            signature.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
+
+
+class HotlistWatcher:
+    """Keeps `current` up to date with the files; a bad new version is logged and not used.
+
+    A new list is built completely beside the old one, then swapped in with one assignment, so
+    every match sees either the old list or the new one, never a partial or empty one.
+    Replace files atomically (write a temporary file, then rename it over the old one); a file
+    written in place is loaded once it has stopped changing for one polling interval.
+    """
+
+    def __init__(self, paths: Sequence[Path], interval_s: float):
+        self.paths = [Path(path) for path in paths]
+        self.interval_s = interval_s
+        self._loaded = _signature(self.paths)
+        self._current = load_hotlists(self.paths)
+        self._seen = self._loaded
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._log_loaded("loaded")
+
+    @property
+    def current(self) -> Hotlist:
+        return self._current
+
+    def start(self) -> None:
+        if self._thread is None and self.paths:
+            self._thread = threading.Thread(target=self._run, name="hotlist-watcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def reload_now(self) -> bool:
+        """Load the files if they changed since the last attempt; True when a new list is active."""
+        signature = _signature(self.paths)
+        if signature == self._loaded:
+            return False
+        self._loaded = signature
+        try:
+            hotlist = load_hotlists(self.paths)
+        except HotlistError as error:
+            logger.error("hotlist reload rejected, still using the previous list:\n%s", error)
+            return False
+        self._current = hotlist
+        self._log_loaded("reloaded")
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval_s):
+            signature = _signature(self.paths)
+            settled = signature == self._seen
+            self._seen = signature
+            if settled:
+                try:
+                    self.reload_now()
+                except Exception:
+                    logger.exception("hotlist reload failed, still using the previous list")
+
+    def _log_loaded(self, verb: str) -> None:
+        counts = self._current.marker_counts()
+        logger.info(
+            "hotlist %s: %d entries from %d files (%s)",
+            verb,
+            len(self._current),
+            len(self.paths),
+            ", ".join(f"{marker} {count}" for marker, count in counts.items()),
+        )

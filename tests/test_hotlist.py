@@ -1,0 +1,448 @@
+"""Hotlist stage: the CSV format, validation, matching, expiry, hot reload and the check command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.hotlist import misread, run, write_fictitious_list
+from edge.cli import main as cli_main
+from edge.hotlist import (
+    HotlistError,
+    HotlistWatcher,
+    alerting_hits,
+    check_files,
+    load_hotlists,
+)
+from edge.hotlist.index import CLASS_TRANSLATION, CONFUSION_GROUPS
+from edge.hotlist.matching import edit_distance
+from edge.plates import normalise
+from edge.types import Activation, Marker, MatchKind, Role
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "hotlists" / "sample.csv"
+HEADER = "entry_id,vrm,markers,action,information,source,added,expires"
+TODAY = dt.date.today()
+ADDED = (TODAY - dt.timedelta(days=30)).isoformat()
+EXPIRES = (TODAY + dt.timedelta(days=365)).isoformat()
+
+
+def row(entry_id: str, vrm: str, markers: str = "gangs", **fields: str) -> str:
+    values = {
+        "action": "follow and stop",
+        "information": "Fictitious test entry",
+        "source": "Test suite",
+        "added": ADDED,
+        "expires": EXPIRES,
+        **fields,
+    }
+    return ",".join(
+        [entry_id, vrm, markers, values["action"], values["information"], values["source"],
+         values["added"], values["expires"]]
+    )
+
+
+def write(path: Path, *rows: str, header: str = HEADER, ending: str = "\n") -> Path:
+    path.write_bytes((ending.join([header, *rows]) + ending).encode())
+    return path
+
+
+def problems_of(*paths: Path) -> str:
+    with pytest.raises(HotlistError) as caught:
+        load_hotlists(list(paths))
+    assert caught.value.problems, "a HotlistError always lists its problems"
+    return str(caught.value)
+
+
+# -- the format ------------------------------------------------------------------------------
+
+
+def test_sample_list_loads_with_every_marker_and_multi_marker_entries():
+    hotlist = load_hotlists([SAMPLE])
+    counts = hotlist.marker_counts()
+    assert len(hotlist) == 8
+    assert all(counts[marker] > 0 for marker in Marker)
+    entries = [hotlist.entry(n) for n in range(len(hotlist))]
+    assert any(len(entry.markers) > 1 for entry in entries)
+    assert all(entry.list_name == "sample.csv" for entry in entries)
+
+
+def test_entry_fields_are_decoded_from_quoted_csv(tmp_path):
+    path = write(
+        tmp_path / "list.csv",
+        row("Q-1", "zz99 fak", " Firearms ; GANGS", action='"stop - armed support"',
+            information='"Seen at services, M6; driver known as ""Tiny"""'),
+    )
+    (hit,) = load_hotlists([path]).match("ZZ99FAK")
+    entry = hit.entry
+    assert entry.entry_id == "Q-1"
+    assert entry.vrm == "ZZ99FAK"
+    assert entry.markers == {Marker.FIREARMS, Marker.GANGS}
+    assert entry.action == "stop - armed support"
+    assert entry.information == 'Seen at services, M6; driver known as "Tiny"'
+    assert entry.source == "Test suite"
+    assert entry.added == dt.date.fromisoformat(ADDED)
+    assert entry.expires == dt.date.fromisoformat(EXPIRES)
+
+
+def test_crlf_bom_blank_lines_and_missing_final_newline_are_accepted(tmp_path):
+    text = "\ufeff" + "\r\n".join([HEADER, row("A", "ZZ99FAK"), "", "  ", row("B", "QQ11ABC")])
+    path = tmp_path / "windows.csv"
+    path.write_bytes(text.encode())
+    hotlist = load_hotlists([path])
+    assert len(hotlist) == 2
+    assert hotlist.match("QQ11ABC")[0].entry.entry_id == "B"
+
+
+def test_line_numbers_count_blank_lines_and_multi_line_quoted_fields(tmp_path):
+    path = write(
+        tmp_path / "list.csv",
+        row("A", "ZZ99FAK", information='"two\nlines"'),
+        "",
+        row("B", "ZZ99 FA!"),
+    )
+    assert f"{path}:5: vrm: bad character '!'" in problems_of(path)
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "field", "reason"),
+    [
+        (row("A", "ZZ-99-FAK"), "vrm", "bad character '-'"),
+        (row("A", "ZZ99FÄK"), "vrm", "bad character 'Ä'"),
+        (row("A", "Z"), "vrm", "must have 2 to 10 letters or digits"),
+        (row("A", "ABCDEFGHIJK"), "vrm", "must have 2 to 10 letters or digits"),
+        (row("A", ""), "vrm", "missing VRM"),
+        (row("A", "ZZ99FAK", "firearms;arson"), "markers", "unknown marker 'arson'"),
+        (row("A", "ZZ99FAK", "firearms;"), "markers", "empty marker"),
+        (row("A", "ZZ99FAK", ""), "markers", "missing markers"),
+        (row("A", "ZZ99FAK", action=""), "action", "missing action"),
+        (row("A", "ZZ99FAK", action='""'), "action", "missing action"),
+        (row("A", "ZZ99FAK", source=" "), "source", "missing source"),
+        (row("", "ZZ99FAK"), "entry_id", "missing entry id"),
+        (row("A" * 65, "ZZ99FAK"), "entry_id", "longer than 64"),
+        (row("A", "ZZ99FAK", added="2026-02-30"), "added", "bad date '2026-02-30'"),
+        (row("A", "ZZ99FAK", added="1/2/2026"), "added", "bad date '1/2/2026'"),
+        (row("A", "ZZ99FAK", expires=""), "expires", "missing date"),
+        (row("A", "ZZ99FAK", added=(TODAY + dt.timedelta(days=2)).isoformat()), "added", "future"),
+        (row("A", "ZZ99FAK", expires=ADDED), "expires", "must be after the date added"),
+        ("A,ZZ99FAK,gangs,follow", "line", "expected 8 comma-separated fields, found 4"),
+        (row("A", "ZZ99FAK", information='said "hello"'), "line", "stray quote"),
+    ],
+)
+def test_each_bad_field_is_reported_with_file_line_field_and_reason(tmp_path, bad_row, field, reason):
+    path = write(tmp_path / "list.csv", row("OK-1", "QQ11ABC"), bad_row)
+    message = problems_of(path)
+    assert f"{path}:3: {field}: " in message
+    assert reason in message
+
+
+def test_wrong_header_unclosed_quote_bad_utf8_and_missing_file(tmp_path):
+    header = write(tmp_path / "header.csv", row("A", "ZZ99FAK"), header="id,vrm,markers")
+    assert f"{header}:1: header: expected" in problems_of(header)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert f"{empty}:1: header: the file is empty" in problems_of(empty)
+    unclosed = write(tmp_path / "quote.csv", row("A", "ZZ99FAK"), row("B", "QQ11ABC", information='"open'))
+    assert f"{unclosed}:3: line: a quoted field is never closed" in problems_of(unclosed)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes((HEADER + "\n" + row("A", "ZZ99FAK", information="caf\xe9")).encode("latin-1"))
+    assert f"{latin1}:2: file: not valid UTF-8" in problems_of(latin1)
+    missing = tmp_path / "missing.csv"
+    assert f"{missing}:0: file: cannot read" in problems_of(missing)
+
+
+def test_duplicate_ids_within_and_across_files(tmp_path):
+    first = write(tmp_path / "a.csv", row("DUP-1", "ZZ99FAK"), row("DUP-1", "QQ11ABC"))
+    assert f"{first}:3: entry_id: duplicate id 'DUP-1' (first on line 2)" in problems_of(first)
+    one = write(tmp_path / "one.csv", row("X-1", "ZZ99FAK"))
+    two = write(tmp_path / "two.csv", row("X-2", "QQ11ABC"), row("X-1", "QZ22DEF"))
+    assert f"{two}:3: entry_id: duplicate id 'X-1' (first on {one} line 2)" in problems_of(one, two)
+
+
+def test_every_problem_is_kept_and_the_message_is_bounded(tmp_path):
+    rows = [row(f"A{i}", "ZZ-99") for i in range(200)]
+    with pytest.raises(HotlistError) as caught:
+        load_hotlists([write(tmp_path / "bad.csv", *rows)])
+    assert caught.value.total == 200
+    assert "more problems" in str(caught.value)
+    assert len(str(caught.value).splitlines()) <= 21
+
+
+def test_one_bad_file_rejects_the_whole_set(tmp_path):
+    good = write(tmp_path / "good.csv", row("G-1", "ZZ99FAK"))
+    bad = write(tmp_path / "bad.csv", row("B-1", "QQ11ABC", "arson"))
+    with pytest.raises(HotlistError) as caught:
+        load_hotlists([good, bad])
+    assert all(problem.path == bad for problem in caught.value.problems)
+
+
+# -- matching --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hotlist(tmp_path):
+    return load_hotlists(
+        [
+            write(
+                tmp_path / "list.csv",
+                row("F-1", "ZZ99 FAK", "firearms"),
+                row("B-1", "QQ11 ABC", "burglary"),
+                row("D-1", "QZ22 DEF", "drugs;burglary"),
+            )
+        ]
+    )
+
+
+def kinds(hits):
+    return [(hit.entry.entry_id, hit.kind, hit.distance, hit.matched_text) for hit in hits]
+
+
+def test_exact_match_ignores_case_and_spacing(hotlist):
+    assert kinds(hotlist.match("zz99 fak")) == [("F-1", MatchKind.EXACT, 0, "ZZ99FAK")]
+
+
+@pytest.mark.parametrize(
+    ("read", "distance"),
+    [
+        ("2Z99FAK", 1),  # confusable swap Z -> 2
+        ("ZZ99FAX", 1),  # one wrong character
+        ("ZZ99FA", 1),  # one missing
+        ("ZZ99FAKK", 1),  # one extra
+        ("2299FAK", 2),  # two confusable swaps: still a possible misread, distance 2
+        ("2299FA", 3),  # two swaps and one missing character
+    ],
+)
+def test_misreads_are_possible_misreads_with_their_distance(hotlist, read, distance):
+    assert kinds(hotlist.match(read)) == [("F-1", MatchKind.POSSIBLE_MISREAD, distance, read)]
+
+
+@pytest.mark.parametrize("read", ["ZZ99FXX", "ZZ9FA", "AB12CDE", "", "Z"])
+def test_reads_two_real_edits_away_or_unrelated_do_not_match(hotlist, read):
+    assert hotlist.match(read) == []
+
+
+def test_max_distance_zero_keeps_only_confusable_misreads(hotlist):
+    assert kinds(hotlist.match("2Z99FAK", max_distance=0))[0][1] is MatchKind.POSSIBLE_MISREAD
+    assert hotlist.match("ZZ99FAX", max_distance=0) == []
+    with pytest.raises(ValueError, match="max_distance"):
+        hotlist.match("ZZ99FAK", max_distance=2)
+
+
+def test_alternatives_give_possible_misreads_never_a_second_hit_for_an_exact_entry(hotlist):
+    hits = hotlist.match("ZZ99FAK", ["ZZ99FAX", "QQ11ABC"])
+    assert kinds(hits) == [
+        ("F-1", MatchKind.EXACT, 0, "ZZ99FAK"),
+        ("B-1", MatchKind.POSSIBLE_MISREAD, 1, "QQ11ABC"),
+    ]
+
+
+def test_misread_keeps_the_smallest_distance_over_text_and_alternatives(hotlist):
+    hits = hotlist.match("2299FAK", ["2Z99FAK"])
+    assert kinds(hits) == [("F-1", MatchKind.POSSIBLE_MISREAD, 1, "2Z99FAK")]
+
+
+def test_same_vrm_in_two_files_returns_both_entries_and_merges_markers(tmp_path):
+    one = write(tmp_path / "force.csv", row("F-1", "ZZ99FAK", "firearms", action="stop - armed support"))
+    two = write(tmp_path / "regional.csv", row("R-7", "zz99 fak", "drugs", action="intelligence only"))
+    hits = load_hotlists([one, two]).match("ZZ99FAK")
+    assert {(h.entry.entry_id, h.entry.list_name, h.entry.action) for h in hits} == {
+        ("F-1", "force.csv", "stop - armed support"),
+        ("R-7", "regional.csv", "intelligence only"),
+    }
+    activation = Activation(vehicle=None, hits=tuple(hits))  # type: ignore[arg-type]
+    assert activation.markers == {Marker.FIREARMS, Marker.DRUGS}
+    assert activation.role is Role.TFC
+
+
+def test_expired_entries_never_match_even_while_loaded(tmp_path):
+    tomorrow = TODAY + dt.timedelta(days=1)
+    path = write(
+        tmp_path / "list.csv",
+        row("SOON", "ZZ99FAK", expires=tomorrow.isoformat()),
+        row("GONE", "QQ11ABC", added="2020-01-01", expires="2021-01-01"),
+    )
+    hotlist = load_hotlists([path])
+    assert len(hotlist) == 1, "an entry already expired is skipped by the daemon's loader"
+    assert [h.entry.entry_id for h in hotlist.match("ZZ99FAK", at=tomorrow)] == ["SOON"]
+    later = tomorrow + dt.timedelta(days=1)
+    assert hotlist.match("ZZ99FAK", at=later) == []
+    assert hotlist.match("2Z99FAK", at=later) == []
+    assert hotlist.match("QQ11ABC", at=dt.date(2020, 6, 1)) == []
+
+
+def test_alerting_hits_applies_fuzzy_alert_per_marker(hotlist):
+    config = {Marker.FIREARMS: True, Marker.GANGS: True, Marker.BURGLARY: False, Marker.DRUGS: False}
+    assert [h.entry.entry_id for h in alerting_hits(hotlist.match("QQ11ABC"), config)] == ["B-1"]
+    assert alerting_hits(hotlist.match("QQ11A8C"), config) == []
+    assert alerting_hits(hotlist.match("QZ22DEX"), config) == []
+    assert len(alerting_hits(hotlist.match("QZ22DEX"), {**config, Marker.DRUGS: True})) == 1
+    assert len(alerting_hits(hotlist.match("2Z99FAK"), config)) == 1
+    assert len(alerting_hits(hotlist.match("QQ11A8C"), {})) == 1, "unconfigured markers alert"
+
+
+# -- property tests --------------------------------------------------------------------------
+
+VRMS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=2, max_size=8)
+PROPERTY_SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def within_one_class_edit(read: str, vrm: str) -> bool:
+    a, b = read.translate(CLASS_TRANSLATION), vrm.translate(CLASS_TRANSLATION)
+    return edit_distance(a, b) <= 1
+
+
+def load_vrms(folder: Path, vrms: list[str]):
+    rows = [row(f"E{i}", vrm) for i, vrm in enumerate(vrms)]
+    return load_hotlists([write(folder / "property.csv", *rows)])
+
+
+@given(st.text(max_size=20))
+def test_normalise_keeps_only_upper_case_letters_and_digits_and_is_idempotent(text):
+    normal = normalise(text)
+    assert all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" for c in normal)
+    assert normalise(normal) == normal
+    assert normalise(text.lower()) == normal
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(VRMS, min_size=1, max_size=30, unique=True), st.data())
+def test_every_entry_is_found_exactly_and_a_confusable_swap_as_a_misread(tmp_path, vrms, data):
+    hotlist = load_vrms(tmp_path, vrms)
+    for vrm in vrms:
+        spaced = " ".join(vrm[i : i + 3].lower() for i in range(0, len(vrm), 3))
+        exact = [h for h in hotlist.match(spaced) if h.kind is MatchKind.EXACT]
+        assert [h.entry.vrm for h in exact] == [vrm]
+    vrm = data.draw(st.sampled_from(vrms))
+    swappable = [i for i, c in enumerate(vrm) if any(c in g for g in CONFUSION_GROUPS)]
+    if swappable:
+        i = data.draw(st.sampled_from(swappable))
+        group = next(g for g in CONFUSION_GROUPS if vrm[i] in g)
+        swapped = vrm[:i] + data.draw(st.sampled_from([c for c in group if c != vrm[i]])) + vrm[i + 1 :]
+        hits = {h.entry.vrm: h for h in hotlist.match(swapped)}
+        if swapped not in vrms:
+            assert hits[vrm].kind is MatchKind.POSSIBLE_MISREAD
+            assert hits[vrm].distance == 1
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(VRMS, min_size=1, max_size=30, unique=True), st.lists(VRMS, max_size=20))
+def test_matching_agrees_with_brute_force_comparison_to_every_entry(tmp_path, vrms, reads):
+    hotlist = load_vrms(tmp_path, vrms)
+    for read in reads + [misread(v, np.random.default_rng(i)) for i, v in enumerate(vrms[:5])]:
+        hits = {h.entry.vrm: h for h in hotlist.match(read)}
+        expected_exact = {v for v in vrms if v == read}
+        expected_misread = {v for v in vrms if v != read and within_one_class_edit(read, v)}
+        assert {v for v, h in hits.items() if h.kind is MatchKind.EXACT} == expected_exact
+        assert {v for v, h in hits.items() if h.kind is MatchKind.POSSIBLE_MISREAD} == expected_misread
+        for vrm in expected_misread:
+            assert hits[vrm].distance == max(1, edit_distance(read, vrm))
+
+
+# -- hot reload ------------------------------------------------------------------------------
+
+
+def replace_atomically(path: Path, *rows: str) -> None:
+    temporary = write(path.with_suffix(".tmp"), *rows)
+    os.replace(temporary, path)
+
+
+def test_watcher_swaps_in_a_replaced_file_and_keeps_the_old_list_when_the_new_one_is_bad(tmp_path):
+    path = write(tmp_path / "live.csv", row("OLD-1", "ZZ99FAK"))
+    watcher = HotlistWatcher([path], interval_s=60)
+    assert watcher.reload_now() is False, "nothing changed yet"
+    before = watcher.current
+    replace_atomically(path, row("NEW-1", "QQ11ABC"), row("NEW-2", "QZ22DEF"))
+    assert watcher.reload_now() is True
+    assert watcher.current is not before
+    assert len(watcher.current) == 2 and watcher.current.match("ZZ99FAK") == []
+    good = watcher.current
+    replace_atomically(path, row("BAD-1", "QQ11ABC", "arson"))
+    assert watcher.reload_now() is False
+    assert watcher.current is good
+    assert watcher.current.match("QQ11ABC")[0].entry.entry_id == "NEW-1"
+    path.unlink()
+    assert watcher.reload_now() is False
+    assert watcher.current is good
+
+
+def test_watcher_thread_picks_up_a_change_without_a_restart(tmp_path):
+    path = write(tmp_path / "live.csv", row("OLD-1", "ZZ99FAK"))
+    watcher = HotlistWatcher([path], interval_s=0.05)
+    watcher.start()
+    try:
+        replace_atomically(path, row("NEW-1", "QQ11ABC"))
+        swapped = threading.Event()
+        for _ in range(200):
+            if watcher.current.match("QQ11ABC"):
+                swapped.set()
+                break
+            swapped.wait(0.05)
+        assert swapped.is_set(), "the watcher thread did not load the replaced file within 10 s"
+    finally:
+        watcher.stop()
+
+
+def test_watcher_refuses_to_start_on_a_bad_first_load(tmp_path):
+    with pytest.raises(HotlistError):
+        HotlistWatcher([write(tmp_path / "bad.csv", row("A", "ZZ-99"))], interval_s=1)
+
+
+def test_watcher_with_no_files_matches_nothing():
+    watcher = HotlistWatcher([], interval_s=1)
+    watcher.start()
+    watcher.stop()
+    assert len(watcher.current) == 0 and watcher.current.match("ZZ99FAK") == []
+
+
+# -- check command ---------------------------------------------------------------------------
+
+
+def test_check_files_summarises_a_good_list(tmp_path, capsys):
+    soon = (TODAY + dt.timedelta(days=3)).isoformat()
+    extra = write(tmp_path / "extra.csv", row("S-1", "ZZ99FAK", "burglary", expires=soon))
+    assert check_files([SAMPLE, extra]) == 0
+    out = capsys.readouterr().out
+    assert f"{SAMPLE}: 8 entries (firearms 3, gangs 3, burglary 2, drugs 4; 4 with several markers)" in out
+    assert "1 expire within 7 days" in out and f"line 2: S-1 expires {soon}" in out
+    assert "total: 9 entries, 8 distinct VRMs in 2 files; 1 VRMs have several entries" in out
+
+
+def test_check_files_reports_past_dates_that_the_loader_only_skips(tmp_path, capsys):
+    path = write(tmp_path / "old.csv", row("OLD", "ZZ99FAK", added="2020-01-01", expires="2021-01-01"))
+    assert check_files([path]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: expires: past date: expired on 2021-01-01" in err
+    assert "1 problems: rejected" in err
+    assert len(load_hotlists([path])) == 0
+
+
+def test_cli_hotlist_check_exit_codes(tmp_path, capsys):
+    assert cli_main(["hotlist", "check", str(SAMPLE)]) == 0
+    assert "8 entries" in capsys.readouterr().out
+    bad = write(tmp_path / "bad.csv", row("A", "ZZ99FAK", "arson"))
+    assert cli_main(["hotlist", "check", str(bad)]) == 1
+    assert f"{bad}:2: markers: unknown marker 'arson'" in capsys.readouterr().err
+
+
+# -- benchmark generator ---------------------------------------------------------------------
+
+
+def test_benchmark_list_is_valid_and_its_misreads_are_found(tmp_path):
+    path = tmp_path / "bench.csv"
+    write_fictitious_list(path, 3000, seed=1)
+    assert check_files([path]) == 0
+    result = run(entries=2000, queries=200, seed=2)
+    assert result["entries"] == 2000
+    assert result["fuzzy_found"] == 1.0
