@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+
+import numpy as np
 
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
@@ -67,7 +70,7 @@ FORMATS: tuple[_Format, ...] = (
 )
 """Most specific first: a text fitting several (e.g. 'ABZ1234') takes the first name."""
 
-FORMAT_NAMES = ("current", "prefix", "suffix", "dateless", "northern_ireland")
+FORMAT_NAMES = ("current", "prefix", "suffix", "northern_ireland", "dateless")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +135,110 @@ def display_text(vrm: str) -> str:
         return text
     split = sum(template.group_lengths[: template.format.split_after_group])
     return f"{text[:split]} {text[split:]}"
+
+
+_CONFUSABLE_COSTS: dict[tuple[str, str], float] = {}
+for _pairs, _cost in (
+    (("O0", "I1", "S5", "B8", "Z2", "G6", "QO"), 1.0),
+    (("D0",), 1.2),
+    (("Q0", "A4", "T7", "T1", "L1", "J1", "U0", "C0", "B3", "E3", "IL", "IT", "IJ"), 1.5),
+):
+    for _a, _b in _pairs:
+        _CONFUSABLE_COSTS[(_a, _b)] = _CONFUSABLE_COSTS[(_b, _a)] = _cost
+
+MAX_SUBSTITUTIONS = 1
+"""More than this and the read is more likely a foreign or unusual plate than a misread."""
+_MAX_SUBSTITUTION_COST = math.log(200)
+"""A character the reader found 200 times less likely than the one it read is not a misread."""
+_MIN_CANDIDATE_PROBABILITY = 0.02
+_PROBABILITY_FLOOR = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    text: str
+    plate_format: str | None
+    cost: float
+    """0 for the text as read; grows with each substitution and how unlikely it is."""
+    substitutions: int
+
+
+def _substitution(
+    read: str, allowed: frozenset[str], probs: np.ndarray | None
+) -> tuple[str, float] | None:
+    """The cheapest allowed replacement for the character `read`, with its cost, or None."""
+    best: tuple[str, float] | None = None
+    for candidate in sorted(allowed):
+        if probs is None:
+            cost = _CONFUSABLE_COSTS.get((read, candidate))
+        else:
+            p_candidate = float(probs[ALPHABET.index(candidate)])
+            if (read, candidate) not in _CONFUSABLE_COSTS and (
+                p_candidate < _MIN_CANDIDATE_PROBABILITY
+            ):
+                continue
+            p_read = float(probs[ALPHABET.index(read)])
+            # Even an even-odds swap costs a little, so that fewer substitutions win ties.
+            cost = max(0.05, math.log(max(p_read, _PROBABILITY_FLOOR))
+                       - math.log(max(p_candidate, _PROBABILITY_FLOOR)))  # fmt: skip
+        if cost is not None and cost <= _MAX_SUBSTITUTION_COST and (best is None or cost < best[1]):
+            best = (candidate, cost)
+    return best
+
+
+def corrections(text: str, char_probs: np.ndarray | None = None) -> list[Correction]:
+    """Every UK-format reading of `text` within MAX_SUBSTITUTIONS, cheapest first.
+
+    `char_probs` (len(text) x len(ALPHABET), the reader's per-position class probabilities)
+    sets the cost of a substitution; without it a table of look-alike characters does. When the
+    text fits no format even after correction, the only entry is the text as read, format None.
+    """
+    text = normalise(text)
+    if char_probs is not None and np.shape(char_probs) != (len(text), len(ALPHABET)):
+        raise ValueError(
+            f"char_probs has shape {np.shape(char_probs)}; expected ({len(text)}, {len(ALPHABET)})"
+        )
+    best_by_text: dict[str, Correction] = {}
+    for template in _TEMPLATES_BY_LENGTH.get(len(text), []):
+        chars, cost, substitutions = list(text), 0.0, 0
+        for i, (char, allowed) in enumerate(zip(text, template.slots, strict=True)):
+            if char in allowed:
+                continue
+            swap = _substitution(char, allowed, None if char_probs is None else char_probs[i])
+            substitutions += 1
+            if swap is None or substitutions > MAX_SUBSTITUTIONS:
+                break
+            chars[i] = swap[0]
+            cost += swap[1]
+        else:
+            corrected = "".join(chars)
+            if not _fits_ni_code(template, corrected):
+                continue
+            known = best_by_text.get(corrected)
+            if known is None or cost < known.cost:
+                best_by_text[corrected] = Correction(
+                    corrected, uk_format(corrected), cost, substitutions
+                )
+    if not best_by_text:
+        return [Correction(text, None, 0.0, 0)]
+    rank = {name: i for i, name in enumerate(FORMAT_NAMES)}
+    return sorted(
+        best_by_text.values(), key=lambda c: (c.cost, c.substitutions, rank[c.plate_format])
+    )
+
+
+def correct(text: str, char_probs: np.ndarray | None = None) -> tuple[str, str | None]:
+    """The read corrected to the UK format it fits most cheaply, and that format's name.
+
+    Look-alike characters are swapped where the format fixes a letter or a digit (O/0, I/1,
+    S/5, B/8, ...). A read that fits no format within MAX_SUBSTITUTIONS is returned as read
+    with format None, never forced.
+    """
+    best = corrections(text, char_probs)[0]
+    return best.text, best.plate_format
+
+
+def format_slots(text: str) -> tuple[frozenset[str], ...] | None:
+    """Per position, the characters the UK format that `text` fits allows there; None if none."""
+    template = _matching_template(normalise(text))
+    return template.slots if template else None
