@@ -57,6 +57,7 @@ PLATE_JPEG_QUALITY = 90
 _REPLAY_PAGE = 256
 _SESSION_TIMEOUT_BEATS = 3
 _SEND_HWM = 1000
+_ACK_FLUSH_S = 0.1
 _REFUSAL_LOG_INTERVAL_S = 60.0
 
 
@@ -205,7 +206,7 @@ class _Session:
 
 
 _Acks = dict[str, tuple[frozenset[str], list[str]]]
-"""Acknowledgements collected in one pass of the I/O loop: console -> (its roles, alert ids)."""
+"""Acknowledgements not yet recorded: console name -> (its roles, alert ids)."""
 
 
 @dataclass(slots=True)
@@ -239,7 +240,7 @@ class AlertPublisher:
         self._outbox: queue.SimpleQueue[_Outgoing] = queue.SimpleQueue()
         self._status: queue.Queue[bytes] = queue.Queue(maxsize=100)
         self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_write, False)
+        self._wake_pending = False
         self._refusals = _RefusalLog()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alerts-io", daemon=True)
@@ -247,6 +248,10 @@ class AlertPublisher:
         self._authenticator: _ConsoleAuthenticator | None = None
         self._socket: zmq.Socket | None = None
         self._close_linger_ms = 0
+        # Owned by the I/O thread:
+        self._sessions: dict[str, _Session] = {}
+        self._routes: dict[bytes, str] = {}
+        self._pending_acks: _Acks = {}
         self.endpoint: str | None = None
         """The bound endpoint (with the real port when `bind` asked for a random one)."""
 
@@ -331,10 +336,14 @@ class AlertPublisher:
             self._authenticator = None
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_write, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full of wake-ups already: the I/O thread will wake
+        """Wake the I/O thread, unless a wake-up it has not yet taken is already pending.
+
+        Callers queue their item before calling this; the I/O thread clears the flag before it
+        drains the queues, so no item is left waiting for a wake-up that was skipped."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        os.write(self._wake_write, b"\0")
 
     # --- I/O thread: everything below runs on the thread that owns the socket ---
 
@@ -343,16 +352,15 @@ class AlertPublisher:
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(self._wake_read, zmq.POLLIN)
-        self._sessions: dict[str, _Session] = {}
-        self._routes: dict[bytes, str] = {}
-        beat = self.config.heartbeat_s
-        next_beat = time.monotonic() + beat
-        try:
-            while True:
+        next_beat = time.monotonic() + self.config.heartbeat_s
+        next_ack_flush = time.monotonic() + _ACK_FLUSH_S
+        while True:
+            try:
                 behind = any(not s.caught_up for s in self._sessions.values())
-                wait_ms = 10 if behind else max(0, int((next_beat - time.monotonic()) * 1000))
-                events = dict(poller.poll(wait_ms))
+                wait_s = min(next_beat, next_ack_flush) - time.monotonic()
+                events = dict(poller.poll(10 if behind else max(0, int(wait_s * 1000))))
                 if self._wake_read in events:
+                    self._wake_pending = False
                     os.read(self._wake_read, 65536)
                 self._receive_all(socket)
                 self._send_new(socket)
@@ -361,25 +369,36 @@ class AlertPublisher:
                 now = time.monotonic()
                 if now >= next_beat:
                     self._beat(socket, now)
-                    next_beat = now + beat
-                if self._stopping.is_set() and self._outbox.empty():
+                    next_beat = now + self.config.heartbeat_s
+                stopping = self._stopping.is_set() and self._outbox.empty()
+                if now >= next_ack_flush or stopping:
+                    self._flush_acks()
+                    next_ack_flush = now + _ACK_FLUSH_S
+                if stopping:
                     break
-        except Exception:
-            logger.exception("alerts: the I/O thread failed; alerts stay in the journal")
-        finally:
-            socket.close(linger=self._close_linger_ms)
+            except Exception:
+                # Keep serving: every alert is in the journal and is re-sent on the next hello.
+                logger.exception("alerts: error in the I/O loop")
+                time.sleep(0.1)
+        socket.close(linger=self._close_linger_ms)
 
     def _receive_all(self, socket: zmq.Socket) -> None:
-        acks: _Acks = {}
         for _ in range(10_000):
             try:
                 frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                break
-            self._handle(socket, frames, acks)
+                return
+            self._handle(socket, frames)
+
+    def _flush_acks(self) -> None:
+        """Record the acks gathered since the last flush, one transaction per console.
+
+        Deferring them is safe: an ack lost with the daemon only means that alert is re-sent,
+        and the console skips what it has already shown."""
         now = time.time()
-        for name, (receives, ids) in acks.items():
+        for name, (receives, ids) in self._pending_acks.items():
             self._journal.record_acks(name, receives, ids, now)
+        self._pending_acks = {}
 
     def _identify(self, frame: zmq.Frame) -> ConsoleKey | None:
         """Who sent this message: the enrolled console of its CURVE key (None when insecure)."""
@@ -387,7 +406,7 @@ class AlertPublisher:
             return None
         return self._consoles.get(frame.get("User-Id"))
 
-    def _handle(self, socket: zmq.Socket, frames: list[zmq.Frame], acks: _Acks) -> None:
+    def _handle(self, socket: zmq.Socket, frames: list[zmq.Frame]) -> None:
         routing_id = frames[0].bytes
         console = self._identify(frames[1])
         try:
@@ -409,7 +428,8 @@ class AlertPublisher:
             return
         session.last_heard = time.monotonic()
         if kind == "ack":
-            acks.setdefault(session.name, (session.receives, []))[1].extend(message["ids"])
+            pending = self._pending_acks.setdefault(session.name, (session.receives, []))
+            pending[1].extend(message["ids"])
 
     def _hello(
         self, socket: zmq.Socket, routing_id: bytes, console: ConsoleKey | None, message: dict

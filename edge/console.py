@@ -10,6 +10,7 @@ returned twice. An alert counts as seen once `ack()` is called, after it has bee
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import logging
 import select
@@ -230,10 +231,8 @@ def without_image_data(alert: dict, paths: dict[str, str]) -> dict:
 def _local_time(timestamp: object) -> str:
     if not isinstance(timestamp, (int, float)):
         return "unknown"
-    return (
-        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-        + f".{int(timestamp * 10) % 10}"
-    )
+    local = dt.datetime.fromtimestamp(timestamp).astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S.") + f"{local.microsecond // 100_000} {local:%Z}"
 
 
 def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
@@ -309,7 +308,7 @@ def _connect_endpoint(bind: str) -> str:
     return bind
 
 
-class _Decisions:
+class DecisionPrompt:
     """Reads `<number> <decision> [note]` lines from the commander and logs them."""
 
     def __init__(self, log_path: Path, out: TextIO):
@@ -326,10 +325,9 @@ class _Decisions:
             record = record_decision(
                 self.log_path, alert_id, parts[1], parts[2] if len(parts) > 2 else "", key_name
             )
-        except (ValueError, KeyError, IndexError) as error:
-            reason = (
-                error if isinstance(error, DecisionError) else "unknown alert number or no decision"
-            )
+        except (ValueError, KeyError, IndexError, OSError) as error:
+            known = isinstance(error, (DecisionError, OSError))
+            reason = error if known else "unknown alert number or no decision"
             print(
                 f"  not recorded: {reason}; type '<alert number> <{'|'.join(DECISIONS)}> [note]'",
                 file=self.out,
@@ -380,7 +378,7 @@ def run_console(
         print(f"anpr-edge console: {error}", file=sys.stderr)
         return 2
     interactive = not as_json and sys.stdin.isatty()
-    decisions = _Decisions(state_dir / "decisions.jsonl", out)
+    decisions = DecisionPrompt(state_dir / "decisions.jsonl", out)
     shown = 0
     started = time.monotonic()
 

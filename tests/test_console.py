@@ -12,7 +12,7 @@ import pytest
 
 from edge.alerts import AlertPublisher
 from edge.config import EdgeConfig
-from edge.console import run_console
+from edge.console import DecisionPrompt, run_console
 from edge.decisions import DecisionError, record_decision, verify_decision_log
 from edge.keys import write_keypair
 from edge.types import Marker, MatchKind
@@ -161,3 +161,18 @@ def test_console_without_key_in_secure_mode_explains(daemon, capsys):
     )
     assert code == 2
     assert "--key is required" in capsys.readouterr().err
+
+
+def test_commander_types_decisions_against_alert_numbers(tmp_path):
+    out = io.StringIO()
+    prompt = DecisionPrompt(tmp_path / "decisions.jsonl", out)
+    prompt.alert_ids[1] = "alert-one"
+    prompt.handle("1 follow blue saloon, two occupants\n", "tfc-1")
+    prompt.handle("2 stop\n", "tfc-1")  # no alert 2 shown
+    prompt.handle("1 arrest\n", "tfc-1")  # not a decision
+    lines = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert [(r["alert_id"], r["decision"], r["note"], r["key_name"]) for r in lines] == [
+        ("alert-one", "follow", "blue saloon, two occupants", "tfc-1")
+    ]
+    assert out.getvalue().count("not recorded") == 2
+    assert verify_decision_log(tmp_path / "decisions.jsonl") == []
