@@ -17,7 +17,11 @@ from PIL import Image, ImageDraw, ImageFont
 from edge.plates import display_text as _display_text
 
 FONT_PATH = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fonts" / "CharlesWright-Bold.otf"
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "fonts"
+    / "CharlesWright-Bold.otf"
 )
 
 PLATE_W_MM, PLATE_H_MM = 520.0, 111.0
@@ -51,12 +55,16 @@ def _random_current(rng: np.random.Generator) -> str:
 
 def _random_prefix(rng: np.random.Generator) -> str:
     number = int(rng.integers(1, 1000))
-    return f"{_pick(rng, 'ABCDEFGHJKLMNPRSTVWXY')}{number}{_pick(rng, 'ABCDEFGHJKLMNOPRSTUVWXY', 3)}"
+    return (
+        f"{_pick(rng, 'ABCDEFGHJKLMNPRSTVWXY')}{number}{_pick(rng, 'ABCDEFGHJKLMNOPRSTUVWXY', 3)}"
+    )
 
 
 def _random_suffix(rng: np.random.Generator) -> str:
     number = int(rng.integers(1, 1000))
-    return f"{_pick(rng, 'ABCDEFGHJKLMNOPRSTUVWXY', 3)}{number}{_pick(rng, 'ABCDEFGHJKLMNPRSTVWXY')}"
+    return (
+        f"{_pick(rng, 'ABCDEFGHJKLMNOPRSTUVWXY', 3)}{number}{_pick(rng, 'ABCDEFGHJKLMNPRSTVWXY')}"
+    )
 
 
 def _random_dateless(rng: np.random.Generator) -> str:
@@ -66,9 +74,40 @@ def _random_dateless(rng: np.random.Generator) -> str:
 
 
 def _random_northern_ireland(rng: np.random.Generator) -> str:
-    code = _pick(rng, ["AZ", "BZ", "CZ", "DZ", "FZ", "GZ", "HZ", "IA", "IB", "IG", "IJ", "IL",
-                       "JZ", "KZ", "LZ", "MZ", "NZ", "OI", "PZ", "RZ", "SZ", "TZ", "UI", "UZ",
-                       "VZ", "WZ", "XI", "XZ", "YZ"])  # fmt: skip
+    code = _pick(
+        rng,
+        [
+            "AZ",
+            "BZ",
+            "CZ",
+            "DZ",
+            "FZ",
+            "GZ",
+            "HZ",
+            "IA",
+            "IB",
+            "IG",
+            "IJ",
+            "IL",
+            "JZ",
+            "KZ",
+            "LZ",
+            "MZ",
+            "NZ",
+            "OI",
+            "PZ",
+            "RZ",
+            "SZ",
+            "TZ",
+            "UI",
+            "UZ",
+            "VZ",
+            "WZ",
+            "XI",
+            "XZ",
+            "YZ",
+        ],
+    )
     serial = _pick(rng, "ABCDEFGHJKLMNPRSTUVWXY") if rng.random() < 0.85 else ""
     return f"{serial}{code}{int(rng.integers(1, 10000))}"
 
@@ -194,8 +233,14 @@ def render_plate(
     if has_border:
         inset = round(BORDER_INSET_MM * px_per_mm)
         thickness = max(1, round(BORDER_MM * px_per_mm))
-        cv2.rectangle(plate, (inset, inset), (width - 1 - inset, height - 1 - inset), INK_BGR,
-                      thickness, lineType=cv2.LINE_AA)  # fmt: skip
+        cv2.rectangle(
+            plate,
+            (inset, inset),
+            (width - 1 - inset, height - 1 - inset),
+            INK_BGR,
+            thickness,
+            lineType=cv2.LINE_AA,
+        )
     return plate
 
 
