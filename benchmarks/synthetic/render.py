@@ -73,41 +73,14 @@ def _random_dateless(rng: np.random.Generator) -> str:
     return letters + digits if rng.random() < 0.7 else digits + letters
 
 
+_NI_AREA_CODES = (
+    "AZ BZ CZ DZ FZ GZ HZ IA IB IG IJ IL JZ KZ LZ MZ NZ OI PZ RZ SZ TZ UI UZ VZ WZ XI XZ YZ"
+)
+
+
 def _random_northern_ireland(rng: np.random.Generator) -> str:
-    code = _pick(
-        rng,
-        [
-            "AZ",
-            "BZ",
-            "CZ",
-            "DZ",
-            "FZ",
-            "GZ",
-            "HZ",
-            "IA",
-            "IB",
-            "IG",
-            "IJ",
-            "IL",
-            "JZ",
-            "KZ",
-            "LZ",
-            "MZ",
-            "NZ",
-            "OI",
-            "PZ",
-            "RZ",
-            "SZ",
-            "TZ",
-            "UI",
-            "UZ",
-            "VZ",
-            "WZ",
-            "XI",
-            "XZ",
-            "YZ",
-        ],
-    )
+    codes = _NI_AREA_CODES.split()
+    code = codes[int(rng.integers(len(codes)))]
     serial = _pick(rng, "ABCDEFGHJKLMNPRSTUVWXY") if rng.random() < 0.85 else ""
     return f"{serial}{code}{int(rng.integers(1, 10000))}"
 
