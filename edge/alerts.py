@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 import uuid
@@ -73,9 +74,14 @@ def _jpeg(image: np.ndarray, quality: int, max_width: int | None = None) -> dict
         height = max(1, round(height * max_width / width))
         width = max_width
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    try:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    except cv2.error:
+        ok = False
     if not ok:
-        logger.error("could not encode a %dx%d evidence image as JPEG", width, height)
+        logger.error(
+            "alerts: cannot encode a %s evidence image as JPEG; sent without it", image.shape
+        )
         return None
     return {
         "media_type": "image/jpeg",
@@ -211,7 +217,8 @@ _Acks = dict[str, tuple[frozenset[str], list[str]]]
 
 @dataclass(slots=True)
 class _Outgoing:
-    seq: int
+    seq: int | None
+    """Journal sequence number; None when the journal write failed (sent live only)."""
     role: str
     document: bytes
 
@@ -293,7 +300,17 @@ class AlertPublisher:
         role = str(activation.role)
         # One lock around commit and enqueue: the I/O thread sees alerts in journal order.
         with self._publish_lock:
-            seq = self._journal.append(alert_id, role, created_at, document)
+            try:
+                seq: int | None = self._journal.append(alert_id, role, created_at, document)
+            except sqlite3.Error as error:
+                # Reaching the commander matters more than durability: send it live anyway.
+                logger.error(
+                    "alerts: journal %s failed (%s): alert %s is sent but cannot be replayed",
+                    self.config.journal,
+                    error,
+                    alert_id,
+                )
+                seq = None
             self._outbox.put(_Outgoing(seq, role, document))
         self._wake()
         return alert_id
@@ -317,6 +334,8 @@ class AlertPublisher:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Send what is queued (up to `timeout_s`), then close the socket and the journal."""
+        if self._stopping.is_set():
+            return
         self._close_linger_ms = int(timeout_s * 1000)
         self._stopping.set()
         self._wake()
@@ -325,7 +344,11 @@ class AlertPublisher:
         elif self._socket is not None:
             self._socket.close(linger=0)
         self._stop_authenticator()
-        self._context.term()
+        if self._thread.is_alive():
+            logger.error("alerts: the I/O thread did not stop; closing its socket regardless")
+            self._context.destroy(linger=0)
+        else:
+            self._context.term()
         self._journal.close()
         os.close(self._wake_read)
         os.close(self._wake_write)
@@ -504,11 +527,12 @@ class AlertPublisher:
             except queue.Empty:
                 return
             for session in list(self._sessions.values()):
-                due = session.caught_up and outgoing.role in session.receives
-                if (
-                    due
-                    and outgoing.seq > session.cursor
-                    and self._send(socket, session, outgoing.document)
+                if not session.caught_up or outgoing.role not in session.receives:
+                    continue
+                if outgoing.seq is None:
+                    self._send(socket, session, outgoing.document)
+                elif outgoing.seq > session.cursor and self._send(
+                    socket, session, outgoing.document
                 ):
                     session.cursor = outgoing.seq
 

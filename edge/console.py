@@ -91,6 +91,8 @@ class ConsoleClient:
         """The link state last returned by receive(); None before the first."""
         self._seen = _SeenAlerts(state_dir / "seen.sqlite")
         self._events: deque[dict] = deque()
+        self._returned: set[str] = set()
+        """Alerts returned by receive() and not yet acknowledged."""
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)  # no hellos queued up while disconnected
@@ -128,6 +130,7 @@ class ConsoleClient:
     def ack(self, alert_id: str) -> None:
         """Record the alert as shown, then acknowledge it to the daemon."""
         self._seen.add(alert_id)
+        self._returned.discard(alert_id)
         self._send({"type": "ack", "ids": [alert_id]})
 
     def close(self) -> None:
@@ -189,9 +192,12 @@ class ConsoleClient:
         if self.role == Role.TSG and alert.get("role") != Role.TSG:
             logger.error("console: a %r alert reached a tsg console; not shown", alert.get("role"))
             return
+        if alert_id in self._returned:
+            return  # re-sent while the caller is still showing it: its ack will follow
         if alert_id in self._seen:
             self._send({"type": "ack", "ids": [alert_id]})
             return
+        self._returned.add(alert_id)
         self._events.append(alert)
 
 

@@ -426,3 +426,23 @@ def test_no_alert_lost_when_the_daemon_is_killed(keys, tmp_path):
     received = [a["alert_id"] for a in before_kill + after]
     assert len(before_kill) == 10 and len(journalled) >= 16
     assert received == journalled  # every journalled alert, once, in order
+
+
+def test_an_image_that_cannot_be_encoded_leaves_the_alert_intact():
+    activation = make_activation("AB12CDE", {Marker.GANGS})
+    vehicle = activation.vehicle
+    broken = VehicleRead(
+        vehicle.camera_id,
+        vehicle.track_id,
+        vehicle.read,
+        vehicle.captured_at,
+        vehicle.first_seen,
+        vehicle.last_seen,
+        vehicle.box,
+        vehicle.plate_crop,
+        np.zeros((10, 10, 5), np.uint8),  # five channels: no JPEG for this
+    )
+    document = encode_alert(Activation(broken, activation.hits), "id-3", time.time())
+    assert document["evidence"]["overview"] is None
+    assert document["evidence"]["plate_crop"]["width"] == 160
+    assert document["read"]["text"] == "AB12CDE"
