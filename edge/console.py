@@ -306,6 +306,18 @@ def format_status(message: dict) -> str:
     return f"[status {status.get('type', '')}] {details}"
 
 
+def format_link(event: dict, role: str, ever_up: bool) -> str:
+    if event["up"]:
+        receives = ", ".join(event.get("receives") or [])
+        return f"--- link to vehicle UP (console {event.get('console')}, receives {receives}) ---"
+    if ever_up:
+        return f"*** LINK TO VEHICLE DOWN: nothing heard for {event['silent_s']} s ***"
+    return (
+        "*** NO ANSWER FROM THE VEHICLE: daemon down or unreachable, or this key is not "
+        f"enrolled as {role} (the daemon's log says which) ***"
+    )
+
+
 def _connect_endpoint(bind: str) -> str:
     """Where a console on this machine reaches a daemon bound to `bind` (wildcards -> localhost)."""
     parts = urlsplit(bind)
@@ -386,6 +398,7 @@ def run_console(
     interactive = not as_json and sys.stdin.isatty()
     decisions = DecisionPrompt(state_dir / "decisions.jsonl", out)
     shown = 0
+    ever_up = False
     started = time.monotonic()
 
     def emit(text: str) -> None:
@@ -416,15 +429,8 @@ def run_console(
             elif kind == "status":
                 emit(json.dumps(event) if as_json else format_status(event))
             elif kind == "link":
-                if as_json:
-                    emit(json.dumps(event))
-                elif event["up"]:
-                    emit(
-                        f"--- link to vehicle UP (console {event.get('console')}, receives "
-                        f"{', '.join(event.get('receives') or [])}) ---"
-                    )
-                else:
-                    emit(f"*** LINK TO VEHICLE DOWN: nothing heard for {event['silent_s']} s ***")
+                emit(json.dumps(event) if as_json else format_link(event, role, ever_up))
+                ever_up = ever_up or event["up"]
     except KeyboardInterrupt:
         pass
     finally:
