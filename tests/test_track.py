@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from edge.calibration import Calibration, default_calibration
-from edge.config import TrackingConfig
+from edge.config import EdgeConfig, TrackingConfig
 from edge.track import PlateTracker, fuse_reads
 from edge.types import Detection, Frame, PlateRead, VehicleRead
 
@@ -199,3 +200,45 @@ def test_fusion_of_one_read_keeps_it():
     assert fused.text == "AB12CDE"
     assert fused.confidence == pytest.approx(0.8)
     assert fused.alternatives == ()
+
+
+def test_one_read_and_at_most_one_alert_per_vehicle_on_real_footage(tmp_path):
+    """The whole daemon on a stretch of the bundled footage where two hotlisted vehicles are each
+    in view for 35 to 55 frames."""
+    pipeline_module = pytest.importorskip(
+        "edge.pipeline", reason="the daemon pipeline is not there"
+    )
+    read_module = pytest.importorskip("edge.read", reason="the plate reader is not there yet")
+    if not read_module.DEFAULT_MODEL.exists():
+        pytest.skip(f"the reader model {read_module.DEFAULT_MODEL} is not built yet")
+    footage = Path(__file__).resolve().parents[1] / "benchmarks" / "footage"
+    capture = cv2.VideoCapture(str(footage / "demo.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 95)
+    clip = tmp_path / "stretch.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (1280, 720))
+    for _ in range(95, 185):  # SM01LMF in view in frames 102-137, AX00RBR in 121-174
+        ok, image = capture.read()
+        assert ok
+        writer.write(image)
+    writer.release()
+    config = EdgeConfig.model_validate(
+        {
+            "cameras": [{"id": "cam1", "source": str(clip), "pacing": "fast"}],
+            "hotlists": {"paths": [str(footage / "hotlist.csv")]},
+            "alerts": {"insecure": True, "bind": "tcp://127.0.0.1:0",
+                       "journal": str(tmp_path / "journal.sqlite")},
+        }
+    )  # fmt: skip
+    reads: list[VehicleRead] = []
+    alerted: list[str] = []
+    pipeline = pipeline_module.Pipeline(
+        config,
+        on_read=reads.append,
+        on_alert=lambda activation, alert_id, at: alerted.append(activation.vehicle.read.text),
+    )
+    pipeline.run(max_seconds=120)
+
+    texts = [vehicle.read.text for vehicle in reads]
+    assert len(texts) == len(set(texts)), f"a vehicle was read more than once: {texts}"
+    assert len(alerted) == len(set(alerted)), f"a vehicle alerted more than once: {alerted}"
+    assert set(alerted) & {"SM01LMF", "AX00RBR"}, f"no hotlisted vehicle alerted; read {texts}"
