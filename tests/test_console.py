@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 
 import cv2
 import pytest
+import yaml
 
 from edge.alerts import AlertPublisher
 from edge.config import EdgeConfig
@@ -176,3 +182,55 @@ def test_commander_types_decisions_against_alert_numbers(tmp_path):
     ]
     assert out.getvalue().count("not recorded") == 2
     assert verify_decision_log(tmp_path / "decisions.jsonl") == []
+
+
+def test_console_killed_mid_stream_loses_nothing(daemon, tmp_path):
+    """kill -9 of the console process, restart on the same state: every alert shown, once."""
+    config, publisher, keys = daemon
+    config_file = tmp_path / "console.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "cameras": [{"id": "cam-front", "source": "unused.mp4"}],
+                "alerts": json.loads(config.alerts.model_dump_json()),
+            }
+        )
+    )
+    command = [sys.executable, "-m", "edge.cli", "console", "--config", str(config_file)]
+    command += ["--role", "tsg", "--json", "--key", str(keys / "tsg-1.key_secret")]
+    command += ["--connect", publisher.endpoint, "--max-seconds", "30"]
+    published = [
+        publisher.publish(make_activation(f"DR{i:02d}BBB", {Marker.DRUGS})) for i in range(5)
+    ]
+
+    def alerts_from(process: subprocess.Popen, stop: Callable[[list[str]], bool]) -> list[str]:
+        ids: list[str] = []
+        for line in process.stdout:
+            message = json.loads(line)
+            if message["type"] == "alert":
+                ids.append(message["alert_id"])
+                if stop(ids):
+                    break
+        return ids
+
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        shown = alerts_from(first, lambda ids: len(ids) == 3)
+        os.kill(first.pid, signal.SIGKILL)
+        shown += alerts_from(first, lambda ids: False)  # printed before it died, still in the pipe
+    finally:
+        first.kill()
+        first.wait(10)
+    published += [
+        publisher.publish(make_activation(f"DR{i:02d}CCC", {Marker.DRUGS})) for i in range(5)
+    ]
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        shown += alerts_from(second, lambda ids: set(shown + ids) >= set(published))
+    finally:
+        second.kill()
+        second.wait(10)
+    assert set(shown) == set(published)
+    # The one alert that may show twice is one printed in the instant before the kill stopped
+    # the console recording it (documented at-least-once display); anything else is a bug.
+    assert len(shown) - len(set(shown)) <= 1
