@@ -209,37 +209,42 @@ class FrameSource:
     # Capture thread.
 
     def _run(self) -> None:
+        """Open, capture, and on failure reopen: at once after a connection that worked, then
+        with exponential backoff. A file ends the source when it ends (unless it loops) or
+        cannot be read."""
         backoff = _FIRST_BACKOFF_S
+        while not self._stopping.is_set():
+            try:
+                outcome, delivered = self._open_and_capture()
+            except Exception as error:  # report, and keep a live camera going
+                logger.exception("camera %s: capture failed", self.camera.id)
+                self._error = f"capture failed: {error}"
+                outcome, delivered = _Outcome.FAILED, 0
+            if outcome is _Outcome.STOPPED:
+                return
+            if self.kind is SourceKind.FILE:
+                if outcome is _Outcome.FAILED or not self.camera.loop or not delivered:
+                    self._finished = True
+                    return
+                continue
+            self._reconnects += 1
+            if delivered:
+                backoff = _FIRST_BACKOFF_S
+            elif self._stopping.wait(backoff):
+                return
+            else:
+                backoff = min(backoff * 2, self.camera.reconnect_max_s)
+
+    def _open_and_capture(self) -> tuple[_Outcome, int]:
+        capture = self._open()
+        if capture is None:
+            return _Outcome.FAILED, 0
+        self._connected = True
         try:
-            while not self._stopping.is_set():
-                capture = self._open()
-                if capture is None:
-                    if self.kind is SourceKind.FILE:
-                        self._finished = True
-                        return
-                    if self._stopping.wait(backoff):
-                        return
-                    backoff = min(backoff * 2, self.camera.reconnect_max_s)
-                    self._reconnects += 1
-                    continue
-                self._connected = True
-                try:
-                    outcome, delivered = self._capture_until_failure(capture)
-                finally:
-                    self._connected = False
-                    capture.release()
-                if delivered:
-                    backoff = _FIRST_BACKOFF_S
-                if outcome is _Outcome.END:
-                    if not self.camera.loop or not delivered:
-                        self._finished = True
-                        return
-                elif outcome is _Outcome.FAILED:
-                    self._reconnects += 1
-        except Exception as error:  # the capture thread must report, not vanish silently
-            logger.exception("camera %s: capture failed", self.camera.id)
-            self._error = f"capture failed: {error}"
-            self._finished = self.kind is SourceKind.FILE
+            return self._capture_until_failure(capture)
+        finally:
+            self._connected = False
+            capture.release()
 
     def _open(self) -> cv2.VideoCapture | None:
         source = self.camera.source
@@ -332,7 +337,7 @@ class _Outcome(Enum):
     END = "end"
     """End of a file (or a file that cannot be read further)."""
     FAILED = "failed"
-    """A stream or camera that dropped or stalled: reopen it."""
+    """Could not open, or a stream or camera that dropped or stalled: reopen it."""
     STOPPED = "stopped"
 
 
