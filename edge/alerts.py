@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from edge.config import AlertsConfig, ConfigError, ConsoleKey
 from edge.journal import Journal, JournalError
@@ -149,6 +150,11 @@ def encode_alert(activation: Activation, alert_id: str, created_at: float) -> di
     }
 
 
+def _plain(value: object) -> object:
+    """JSON for numpy scalars and arrays in status messages; text for anything else."""
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else str(value)
+
+
 def dump_message(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -192,8 +198,6 @@ class _ConsoleAuthenticator(ThreadAuthenticator):
         self._names_by_key = names_by_key
 
     def curve_user_id(self, client_public_key: bytes) -> str:
-        from zmq.utils import z85
-
         return self._names_by_key[z85.encode(client_public_key)]
 
 
@@ -277,6 +281,8 @@ class AlertPublisher:
                 ZAP_DOMAIN, credentials_provider=_EnrolledKeys(self._names_by_key)
             )
             socket.setsockopt_string(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+            # Without this, libzmq admits any CURVE client if the ZAP handler is ever missing.
+            socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
             socket.curve_server = True
             socket.curve_publickey, socket.curve_secretkey = self._server_keys
         else:
@@ -317,14 +323,17 @@ class AlertPublisher:
 
     def publish_status(self, status: dict) -> None:
         """Camera health and the like, to every connected console; best effort, not journalled."""
-        message = dump_message(
-            {
-                "type": "status",
-                "version": ALERT_FORMAT_VERSION,
-                "sent_at": time.time(),
-                "status": status,
-            }
-        )
+        envelope = {
+            "type": "status",
+            "version": ALERT_FORMAT_VERSION,
+            "sent_at": time.time(),
+            "status": status,
+        }
+        try:
+            message = json.dumps(envelope, default=_plain).encode("utf-8")
+        except ValueError as error:
+            logger.error("alerts: status not sendable as JSON (%s): %r", error, status)
+            return
         try:
             self._status.put_nowait(message)
         except queue.Full:

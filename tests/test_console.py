@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -87,6 +88,13 @@ def run_in_thread(**kwargs) -> tuple[threading.Thread, io.StringIO, list[int]]:
     return thread, out, status
 
 
+def wait_for_text(out: io.StringIO, text: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in out.getvalue():
+        assert time.monotonic() < deadline, f"console never printed {text!r}"
+        time.sleep(0.02)
+
+
 def test_json_console_prints_one_object_per_alert_and_saves_the_crop(daemon):
     config, publisher, keys = daemon
     thread, out, status = run_in_thread(
@@ -98,8 +106,10 @@ def test_json_console_prints_one_object_per_alert_and_saves_the_crop(daemon):
         max_alerts=2,
         max_seconds=15,
     )
-    time.sleep(0.5)
-    publisher.publish_status({"type": "camera_health", "camera_id": "cam-front", "fps_in": 25.0})
+    wait_for_text(out, '"up": true')
+    publisher.publish_status(
+        {"type": "camera_health", "camera_id": "cam-front", "fps_in": np.float32(25)}
+    )
     ids = [
         publisher.publish(make_activation("DR22BBB", {Marker.DRUGS})),
         publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS})),  # not for the tsg
@@ -114,6 +124,8 @@ def test_json_console_prints_one_object_per_alert_and_saves_the_crop(daemon):
     assert [a["alert_id"] for a in alerts] == [ids[0], ids[2]]
     assert [a["possible_misread"] for a in alerts] == [False, True]
     assert {line["type"] for line in lines} <= {"alert", "status", "link"}
+    statuses = [line["status"] for line in lines if line["type"] == "status"]
+    assert statuses == [{"type": "camera_health", "camera_id": "cam-front", "fps_in": 25.0}]
     crop = alerts[0]["evidence"]["plate_crop"]
     assert "data" not in crop
     assert cv2.imread(crop["path"]).shape == (40, 160, 3)
@@ -131,7 +143,7 @@ def test_readable_console_shows_what_the_commander_needs(daemon):
         max_alerts=1,
         max_seconds=15,
     )
-    time.sleep(0.5)
+    wait_for_text(out, "link to vehicle UP")
     publisher.publish(
         make_activation("FA11AAA", {Marker.FIREARMS, Marker.GANGS}, MatchKind.POSSIBLE_MISREAD)
     )
