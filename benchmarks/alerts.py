@@ -130,6 +130,7 @@ def wait_for(record: Path, ids: set[str], timeout_s: float) -> list[tuple[str, f
 
 
 def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | None) -> dict:
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="anpr-alerts-bench-") as tmp:
         root = Path(tmp)
         for name in ("daemon", "bench-tfc"):
@@ -137,7 +138,9 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
         config = AlertsConfig(
             bind="tcp://127.0.0.1:*",
             server_secret_key=root / "keys/daemon.key_secret",
-            consoles=[{"name": "bench-tfc", "role": "tfc", "public_key": root / "keys/bench-tfc.key"}],
+            consoles=[
+                {"name": "bench-tfc", "role": "tfc", "public_key": root / "keys/bench-tfc.key"}
+            ],
             journal=root / "journal.sqlite",
         )
         publisher = AlertPublisher(config)
@@ -190,6 +193,8 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
             "alert_bytes": alert_bytes,
             "evidence": "plate 160x40"
             + (f" + overview {frame_size[0]}x{frame_size[1]} -> 640 wide" if frame_size else ""),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
 
 
@@ -209,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         "--frame", default="1280x720", help="Camera frame size WxH; 'none': no overview image."
     )
     parser.add_argument("--save", action="store_true", help=f"Also write {RESULTS}.")
-    parser.add_argument("--console-worker", nargs=4, metavar=("ENDPOINT", "KEYS", "STATE", "RECORD"))
+    parser.add_argument(
+        "--console-worker", nargs=4, metavar=("ENDPOINT", "KEYS", "STATE", "RECORD")
+    )
     args = parser.parse_args(argv)
     if args.console_worker:
         endpoint, keys, state, record = args.console_worker
