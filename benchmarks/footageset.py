@@ -123,6 +123,7 @@ def read_truth(path: Path) -> ClipTruth:
 
 def load_footage_set(root: Path) -> FootageSet:
     """Every clip in `root` with its checked ground truth; a clip without truth is an error."""
+    root = root.resolve()
     if not root.is_dir():
         raise FootageError(f"{root}: not a folder")
     videos = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
