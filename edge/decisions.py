@@ -15,6 +15,8 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 DECISIONS = ("stop", "no_stop", "follow", "observe", "other")
@@ -64,9 +66,7 @@ def record_decision(
         fcntl.flock(log, fcntl.LOCK_EX)  # consoles sharing a log append one at a time
         log.seek(0)
         seq, prev = _last_hash(log.read(), log_path)
-        when = dt.datetime.fromtimestamp(
-            now if now is not None else dt.datetime.now().timestamp(), dt.UTC
-        )
+        when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
         fields = {
             "seq": seq + 1,
             "time": when.isoformat(timespec="milliseconds"),
@@ -106,3 +106,28 @@ def verify_decision_log(log_path: Path) -> list[str]:
                 )
             prev, expected_seq = stated, expected_seq + 1
     return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edge.decisions LOG...`: check decision logs; exit 1 if any chain is broken."""
+    paths = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    if not paths:
+        print("usage: python -m edge.decisions DECISION_LOG...", file=sys.stderr)
+        return 2
+    status = 0
+    for path in paths:
+        try:
+            problems = verify_decision_log(path)
+        except OSError as error:
+            problems = [f"{path}: cannot read: {error.strerror}"]
+        for problem in problems:
+            print(problem)
+        if problems:
+            status = 1
+        else:
+            print(f"{path}: intact")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

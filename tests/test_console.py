@@ -21,6 +21,7 @@ from edge.alerts import AlertPublisher
 from edge.config import EdgeConfig
 from edge.console import DecisionPrompt, run_console
 from edge.decisions import DecisionError, record_decision, verify_decision_log
+from edge.decisions import main as decisions_main
 from edge.keys import write_keypair
 from edge.types import Marker, MatchKind
 from tests.test_alerts import make_activation
@@ -246,3 +247,12 @@ def test_console_killed_mid_stream_loses_nothing(daemon, tmp_path):
     # The one alert that may show twice is one printed in the instant before the kill stopped
     # the console recording it (documented at-least-once display); anything else is a bug.
     assert len(shown) - len(set(shown)) <= 1
+
+
+def test_decision_log_checker_command(tmp_path, capsys):
+    log = tmp_path / "decisions.jsonl"
+    record_decision(log, "alert-1", "stop", "", "tfc-1")
+    assert decisions_main([str(log)]) == 0
+    log.write_text(log.read_text().replace("stop", "no_stop"))
+    assert decisions_main([str(log)]) == 1
+    assert "line 1: hash does not match" in capsys.readouterr().out
