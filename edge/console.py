@@ -99,6 +99,10 @@ class ConsoleClient:
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_ALERT_BYTES)
         self._socket.setsockopt(zmq.LINGER, 1000)
         self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        # ZMTP heartbeats close a connection whose far end has silently gone (cable, power),
+        # so the socket reconnects instead of queueing hellos into a dead link.
+        self._socket.setsockopt(zmq.HEARTBEAT_IVL, int(heartbeat_s * 1000))
+        self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(heartbeat_s * 3000))
         if secret_key is not None:
             public, secret = load_secret_key(secret_key)
             server = (
