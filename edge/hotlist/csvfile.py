@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +27,15 @@ MAX_ENTRY_ID_CHARS = 64
 MAX_VRM_FIELD_BYTES = 20
 MARKER_BITS = {marker: 1 << bit for bit, marker in enumerate(Marker)}
 EPOCH = dt.date(1970, 1, 1)
-MAX_PROBLEMS_PER_CHECK = 50
+MAX_PROBLEMS_KEPT = 500
 
 _COMMA, _NEWLINE, _CR, _QUOTE, _SPACE = 44, 10, 13, 34, 32
-_CHUNK = 1 << 26
+_CHUNK = 1 << 22
+_BLOCK_ROWS = 1 << 20
+_REQUIRED_TEXT = {
+    "action": "missing action (what officers should do)",
+    "source": "missing source (who provided the entry)",
+}
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _ALL_ONES = np.uint64((1 << 64) - 1)
 
@@ -59,14 +65,13 @@ class ParsedFile:
     """int64 exact code of the normalised VRM (`vrm_code`)."""
     markers: np.ndarray
     """uint8 bit set of `MARKER_BITS`."""
-    added: np.ndarray
     expires: np.ndarray
     """int32 days since 1970-01-01."""
     id_hash: np.ndarray
     """uint64 hash of the entry id, for finding duplicates across files."""
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
-    """All problems, including those beyond the first MAX_PROBLEMS_PER_CHECK of a kind."""
+    """All problems, including those beyond the first MAX_PROBLEMS_KEPT kept in `problems`."""
     expired: int = 0
     """Entries dropped because their expiry date has passed (when expiry is not an error)."""
 
@@ -110,9 +115,8 @@ def parse_file(path: Path, today: dt.date, *, expired_is_error: bool) -> ParsedF
 
 def _empty(path: Path, data: bytes) -> ParsedFile:
     none = np.zeros(0, np.int64)
-    no_days = np.zeros(0, np.int32)
     return ParsedFile(
-        path, data, none, none, none, np.zeros(0, np.uint8), no_days, no_days, np.zeros(0, np.uint64)
+        path, data, none, none, none, np.zeros(0, np.uint8), np.zeros(0, np.int32), np.zeros(0, np.uint64)
     )
 
 
@@ -127,17 +131,26 @@ class _Scan:
     unbalanced: bool
 
 
-def _scan(array: np.ndarray) -> _Scan:
-    """Find the separators chunk by chunk (bounded memory), then drop those inside quotes."""
+def _scan(array: np.ndarray, begin: int) -> _Scan:
+    """Find the separators chunk by chunk (bounded memory), then drop those inside quotes.
+
+    A virtual separator before `begin` and one after an unterminated last line make every line
+    "the bytes between two separators", with no special cases.
+    """
     dtype = np.uint32 if len(array) < (1 << 32) - 2 else np.int64
-    starts, newlines, quotes = [np.zeros(0, dtype)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    starts, newlines, quotes = [np.array([begin], dtype)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for offset in range(0, len(array), _CHUNK):
         chunk = array[offset : offset + _CHUNK]
-        is_newline = chunk == _NEWLINE
-        starts.append((np.flatnonzero(is_newline | (chunk == _COMMA)) + (offset + 1)).astype(dtype))
-        newlines.append(np.flatnonzero(is_newline) + offset)
-        quotes.append(np.flatnonzero(chunk == _QUOTE) + offset)
+        found = np.flatnonzero((chunk == _COMMA) | (chunk == _NEWLINE) | (chunk == _QUOTE))
+        kind = chunk[found]
+        is_quote = kind == _QUOTE
+        starts.append((found[~is_quote] + (offset + 1)).astype(dtype))
+        newlines.append(found[kind == _NEWLINE] + offset)
+        quotes.append(found[is_quote] + offset)
+    if len(array) and array[-1] != _NEWLINE:
+        starts.append(np.array([len(array) + 1], dtype))
     field_starts, quote_offsets = np.concatenate(starts), np.concatenate(quotes)
+    del starts
     if len(quote_offsets) % 2:
         return _Scan(field_starts, np.concatenate(newlines), quote_offsets, True)
     if len(quote_offsets):
@@ -189,7 +202,7 @@ class _Parser:
     def _report(self, offsets: np.ndarray, field_name: str, reason) -> None:
         """One problem per offset (of a line start or a byte); `reason` may be a function of it."""
         self.result.problem_count += len(offsets)
-        shown = offsets[:MAX_PROBLEMS_PER_CHECK]
+        shown = offsets[: max(0, MAX_PROBLEMS_KEPT - len(self.result.problems))]
         lines = np.searchsorted(self.newlines, shown) + 1
         for offset, line in zip(shown.tolist(), lines.tolist(), strict=True):
             text = reason(offset) if callable(reason) else reason
@@ -203,20 +216,16 @@ class _Parser:
     def parse(self) -> ParsedFile:
         if not self._utf8():
             return self.result
-        if not self.data.strip():
+        if not self.data or self.data.isspace():
             self._header_problem(f"the file is empty; its first line must be {','.join(HEADER)}")
             return self.result
-        scan = _scan(self.array)
+        scan = _scan(self.array, begin=3 if self.data.startswith(b"\xef\xbb\xbf") else 0)
         self.newlines = scan.newlines
         if scan.unbalanced:
             self._report_unbalanced(scan.quotes)
             return self.result
-        # A virtual separator before the first byte and one after an unterminated last line make
-        # every line "the bytes between two separators", with no special cases.
-        begin = 3 if self.data.startswith(b"\xef\xbb\xbf") else 0
-        starts = np.concatenate(([begin], scan.field_starts)).astype(scan.field_starts.dtype)
-        if not self.data.endswith(b"\n"):
-            starts = np.append(starts, len(self.data) + 1).astype(scan.field_starts.dtype)
+        starts = scan.field_starts
+        unterminated = not self.data.endswith(b"\n")
         is_end = np.zeros(len(starts), bool)
         is_end[1:] = self.array[np.minimum(starts[1:] - 1, len(self.data) - 1)] == _NEWLINE
         is_end[-1] = True
@@ -231,7 +240,7 @@ class _Parser:
             self._report_field_counts(starts, previous[wrong], line_ends[wrong], field_counts[wrong])
             line_ends, line_numbers = line_ends[~wrong], line_numbers[~wrong]
         row_start = starts[line_ends - len(HEADER)].astype(np.int64)
-        unquoted_newlines = int(np.count_nonzero(is_end)) - (not self.data.endswith(b"\n"))
+        unquoted_newlines = int(np.count_nonzero(is_end)) - unterminated
         if len(self.newlines) != unquoted_newlines:
             line_numbers = np.searchsorted(self.newlines, row_start) + 1
         self._columns(starts, line_ends, row_start, line_numbers, scan.quotes)
@@ -297,6 +306,20 @@ class _Parser:
 
     # -- columns -----------------------------------------------------------------------------
 
+    def _span(
+        self, field_starts: np.ndarray, line_ends: np.ndarray, name: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Field `name` of the lines ending at `line_ends`, trimmed of spaces and enclosing quotes."""
+        width, k, last = len(HEADER), HEADER.index(name), len(self.array) - 1
+        first = field_starts[line_ends - width + k].astype(np.int64)
+        end = field_starts[line_ends - width + k + 1].astype(np.int64) - 1
+        first, end = self._trim(first, end, (_SPACE, _CR) if k == width - 1 else (_SPACE,))
+        quoted = (end - first >= 2) & (self.array[np.minimum(first, last)] == _QUOTE)
+        quoted &= self.array[np.maximum(end - 1, 0)] == _QUOTE
+        if not quoted.any():
+            return first, end
+        return self._trim(first + quoted, end - quoted)
+
     def _columns(
         self,
         field_starts: np.ndarray,
@@ -305,36 +328,42 @@ class _Parser:
         line_numbers: np.ndarray,
         quotes: np.ndarray,
     ) -> None:
-        width = len(HEADER)
-        last = len(self.array) - 1
+        """Check and convert every field. Rows go in blocks so temporaries stay small and hot."""
+        count = len(line_ends)
+        codes = np.empty(count, np.int64)
+        id_hash = np.empty(count, np.uint64)
+        hashes = {name: np.empty(count, np.uint64) for name in ("markers", "added", "expires")}
+        for block in range(0, count, _BLOCK_ROWS):
+            rows = slice(block, block + _BLOCK_ROWS)
+            ends, offsets = line_ends[rows], row_start[rows]
 
-        def span(name: str) -> tuple[np.ndarray, np.ndarray]:
-            """Each row's field `name`, trimmed of spaces and of enclosing quotes."""
-            k = HEADER.index(name)
-            first = field_starts[line_ends - width + k].astype(np.int64)
-            end = field_starts[line_ends - width + k + 1].astype(np.int64) - 1
-            first, end = self._trim(first, end, (_SPACE, _CR) if k == width - 1 else (_SPACE,))
-            quoted = (end - first >= 2) & (self.array[np.minimum(first, last)] == _QUOTE)
-            quoted &= self.array[np.maximum(end - 1, 0)] == _QUOTE
-            if not quoted.any():
-                return first, end
-            return self._trim(first + quoted, end - quoted)
-
-        def required(name: str, reason: str) -> tuple[np.ndarray, np.ndarray]:
-            first, end = span(name)
-            self._report(row_start[first >= end], name, reason)
-            return first, end
-
-        id_start, id_end = required("entry_id", "missing entry id")
-        too_long = id_end - id_start > MAX_ENTRY_ID_CHARS
-        self._report(row_start[too_long], "entry_id", f"longer than {MAX_ENTRY_ID_CHARS} characters")
-        codes = self._vrms(*span("vrm"), row_start)
-        markers = self._markers(*span("markers"), row_start)
-        required("action", "missing action (what officers should do)")
-        required("source", "missing source (who provided the entry)")
-        added = self._dates(*span("added"), row_start, "added")
-        expires = self._dates(*span("expires"), row_start, "expires")
+            id_start, id_end = self._span(field_starts, ends, "entry_id")
+            self._report(offsets[id_start >= id_end], "entry_id", "missing entry id")
+            too_long = id_end - id_start > MAX_ENTRY_ID_CHARS
+            self._report(offsets[too_long], "entry_id", f"longer than {MAX_ENTRY_ID_CHARS} characters")
+            id_hash[rows] = span_hash(self.array, id_start, id_end)
+            codes[rows] = self._vrms(*self._span(field_starts, ends, "vrm"), offsets)
+            for name, reason in _REQUIRED_TEXT.items():
+                first, end = self._span(field_starts, ends, name)
+                self._report(offsets[first >= end], name, reason)
+            for name, column in hashes.items():
+                column[rows] = span_hash(self.array, *self._span(field_starts, ends, name))
         self._check_quotes(quotes)
+
+        def text_of(name: str) -> Callable[[int], str]:
+            def text(row: int) -> str:
+                (first,), (end,) = self._span(field_starts, line_ends[row : row + 1], name)
+                return self._text(int(first), int(end))
+
+            return text
+
+        markers = self._by_value(
+            hashes["markers"], row_start, "markers", text_of("markers"), _parse_markers
+        ).astype(np.uint8)
+        added = self._by_value(hashes["added"], row_start, "added", text_of("added"), _parse_date)
+        expires = self._by_value(
+            hashes["expires"], row_start, "expires", text_of("expires"), _parse_date
+        )
 
         known = (added >= 0) & (expires >= 0)
         self._report(row_start[known & (added > self.today)], "added", "date added is in the future")
@@ -354,15 +383,14 @@ class _Parser:
             row_start, line_numbers, codes, markers = (
                 row_start[keep], line_numbers[keep], codes[keep], markers[keep]
             )
-            added, expires, id_start, id_end = added[keep], expires[keep], id_start[keep], id_end[keep]
+            expires, id_hash = expires[keep], id_hash[keep]
         result = self.result
         result.row_start = row_start
-        result.lines = line_numbers
+        result.lines = line_numbers.astype(np.int32)
         result.codes = codes
         result.markers = markers
-        result.added = added.astype(np.int32)
         result.expires = expires.astype(np.int32)
-        result.id_hash = span_hash(self.array, id_start, id_end)
+        result.id_hash = id_hash
 
     def _check_quotes(self, quotes: np.ndarray) -> None:
         """Quotes must enclose whole fields, with each quote inside a field written twice.
@@ -445,33 +473,28 @@ class _Parser:
         bad = next(c for c in text if not (c.isascii() and (c.isalnum() or c == " ")))
         return f"bad character {bad!r} in {text!r}: only letters, digits and spaces"
 
-    def _markers(self, starts: np.ndarray, ends: np.ndarray, row_start: np.ndarray) -> np.ndarray:
-        """Bit sets of the markers; each distinct spelling is parsed once."""
-        inverse, first = self._distinct(starts, ends)
-        table = np.zeros(len(first), np.uint8)
-        reasons: list[str | None] = []
-        for index, row in enumerate(first.tolist()):
-            bits, reason = _parse_markers(self._text(int(starts[row]), int(ends[row])))
-            table[index] = bits
-            reasons.append(reason)
-        failing = np.array([reason is not None for reason in reasons], bool)
-        self._report(
-            row_start[failing[inverse]],
-            "markers",
-            lambda offset: reasons[inverse[np.searchsorted(row_start, offset)]],
-        )
-        return table[inverse]
-
-    def _dates(
-        self, starts: np.ndarray, ends: np.ndarray, row_start: np.ndarray, name: str
+    def _by_value(
+        self,
+        hashes: np.ndarray,
+        row_start: np.ndarray,
+        name: str,
+        text_of: Callable[[int], str],
+        parse: Callable[[str], tuple[int, str | None]],
     ) -> np.ndarray:
-        """Days since 1970 of ISO YYYY-MM-DD dates; -1 where missing or invalid (reported)."""
-        inverse, first = self._distinct(starts, ends)
-        values = np.zeros(len(first), np.int64)
+        """Convert a column with few distinct values (markers, dates) by parsing each value once.
+
+        Rows are grouped by the hash of their bytes; `parse` turns the text of one row per group
+        into (value, None) or (anything, reason it is wrong), and every row of a group shares it.
+        """
+        ordered = np.sort(hashes)
+        distinct = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+        inverse = np.searchsorted(distinct, hashes)
+        first = np.empty(len(distinct), np.int64)
+        first[inverse[::-1]] = np.arange(len(hashes) - 1, -1, -1)
+        values = np.zeros(len(distinct), np.int64)
         reasons: list[str | None] = []
         for index, row in enumerate(first.tolist()):
-            text = self._text(int(starts[row]), int(ends[row]))
-            values[index], reason = _parse_date(text)
+            values[index], reason = parse(text_of(row))
             reasons.append(reason)
         failing = np.array([reason is not None for reason in reasons], bool)
         self._report(
@@ -479,17 +502,7 @@ class _Parser:
             name,
             lambda offset: reasons[inverse[np.searchsorted(row_start, offset)]],
         )
-        return values[inverse]
-
-    def _distinct(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For a column with few distinct values: each row's value number, and a row per value."""
-        hashes = span_hash(self.array, starts, ends)
-        ordered = np.sort(hashes)
-        distinct = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
-        inverse = np.searchsorted(distinct, hashes)
-        first = np.empty(len(distinct), np.int64)
-        first[inverse[::-1]] = np.arange(len(hashes) - 1, -1, -1)
-        return inverse, first
+        return np.where(failing[inverse], -1, values[inverse])
 
 
 def _any_of(values: np.ndarray, wanted: tuple[int, ...]) -> np.ndarray:

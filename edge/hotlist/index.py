@@ -28,6 +28,7 @@ _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 """2**64 / golden ratio, odd: multiplying by it permutes 64-bit keys."""
 _BUCKET_CHUNK = 1 << 22
+_BLOCK = 1 << 20
 
 
 def _class_table() -> dict[str, int]:
@@ -39,6 +40,8 @@ def _class_table() -> dict[str, int]:
 CLASS_OF = _class_table()
 """Character -> class number 1..N (characters in one confusion group share a number)."""
 CLASS_BASE = max(CLASS_OF.values()) + 1
+_DIGIT_CLASS = np.array([CLASS_OF[char] for char in ALPHABET], np.int64)
+"""Class number of each base-36 digit value."""
 CLASS_TRANSLATION = str.maketrans({char: chr(number) for char, number in CLASS_OF.items()})
 """str.translate table: a VRM -> its class string, one character (chr(class number)) per char."""
 
@@ -69,44 +72,62 @@ def class_variants(vrm: str, with_deletions: bool) -> set[int]:
     return variants
 
 
-def class_variant_arrays(codes: np.ndarray) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """For entries' exact VRM codes: the number of keys, and (entry numbers, keys) per variant.
+def exact_arrays(codes: np.ndarray) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """For `BucketIndex`: each entry under its exact VRM code, in blocks."""
+    blocks = (
+        (np.arange(block, min(block + _BLOCK, len(codes))), codes[block : block + _BLOCK])
+        for block in range(0, len(codes), _BLOCK)
+    )
+    return len(codes), blocks
 
-    The same keys as `class_variants`, taken from the base-36 digits of the codes so that no
-    per-entry strings are needed.
+
+def class_variant_arrays(
+    codes: np.ndarray,
+) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """For entries' exact VRM codes: the number of keys, and (entry numbers, keys) arrays.
+
+    The same keys as `class_variants`, taken from the base-36 digits of the codes (no per-entry
+    strings), in blocks of entries so that temporaries stay small.
     """
-    table = np.zeros(36, np.int8)
-    for char, number in CLASS_OF.items():
-        table[ALPHABET.index(char)] = number
-    lengths = np.zeros(len(codes), np.int64)
-    remaining = codes.copy()
-    while (more := remaining > 1).any():
-        lengths += more
-        remaining = np.where(more, remaining // 36, remaining)
+    lengths = np.zeros(len(codes), np.int8)
+    for block in range(0, len(codes), _BLOCK):
+        remaining = codes[block : block + _BLOCK].copy()
+        while (more := remaining > 1).any():
+            lengths[block : block + _BLOCK] += more
+            remaining //= np.where(more, 36, 1)
+
+    def variants() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for block in range(0, len(codes), _BLOCK):
+            yield from _block_variants(codes[block : block + _BLOCK], lengths[block : block + _BLOCK], block)
+
+    return len(codes) + int(lengths.sum(dtype=np.int64)), variants()
+
+
+def _block_variants(
+    codes: np.ndarray, lengths: np.ndarray, first_entry: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    lengths = lengths.astype(np.int64)
     longest = int(lengths.max(initial=0))
-    classes = np.zeros((len(codes), longest), np.int8)
+    classes = np.zeros((len(codes), longest), np.int16)
     """classes[e, i]: class of character i (from the left) of entry e's VRM; 0 past its end."""
     remaining = codes.copy()
     for from_end in range(longest):
         column = lengths - 1 - from_end
         rows = np.flatnonzero(column >= 0)
-        classes[rows, column[rows]] = table[remaining[rows] % 36]
+        classes[rows, column[rows]] = _DIGIT_CLASS[remaining[rows] % 36]
         remaining //= 36
     full = np.zeros(len(codes), np.int64)
     for i in range(longest):
         full = np.where(i < lengths, full * CLASS_BASE + classes[:, i], full)
-
-    def variants() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        yield np.arange(len(codes), dtype=np.int64), full
-        powers = CLASS_BASE ** np.arange(longest + 1, dtype=np.int64)
-        prefix = np.zeros(len(codes), np.int64)
-        for i in range(longest):
-            rows = np.flatnonzero(i < lengths)
-            scale = powers[lengths[rows] - 1 - i]
-            yield rows, prefix[rows] * scale + full[rows] % scale
-            prefix = prefix * CLASS_BASE + classes[:, i]
-
-    return len(codes) + int(lengths.sum()), variants()
+    entries = np.arange(first_entry, first_entry + len(codes), dtype=np.int64)
+    yield entries, full
+    powers = CLASS_BASE ** np.arange(longest + 1, dtype=np.int64)
+    prefix = np.zeros(len(codes), np.int64)
+    for i in range(longest):
+        rows = np.flatnonzero(i < lengths)
+        scale = powers[lengths[rows] - 1 - i]
+        yield entries[rows], prefix[rows] * scale + full[rows] % scale
+        prefix = prefix * CLASS_BASE + classes[:, i]
 
 
 class BucketIndex:

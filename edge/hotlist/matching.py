@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,11 +19,16 @@ from edge.hotlist.csvfile import (
     Problem,
     days,
     decode_row,
-    from_days,
     parse_file,
     vrm_code,
 )
-from edge.hotlist.index import CLASS_TRANSLATION, BucketIndex, class_variant_arrays, class_variants
+from edge.hotlist.index import (
+    CLASS_TRANSLATION,
+    BucketIndex,
+    class_variant_arrays,
+    class_variants,
+    exact_arrays,
+)
 from edge.plates import normalise
 from edge.types import Hit, HotlistEntry, Marker, MatchKind
 
@@ -52,25 +59,24 @@ class Hotlist:
 
     def __init__(self, files: Sequence[ParsedFile]):
         self._files = [(parsed.path, parsed.data) for parsed in files]
-        self._file_of = np.concatenate(
-            [np.full(len(parsed), number, np.int32) for number, parsed in enumerate(files)]
-            or [np.zeros(0, np.int32)]
-        )
+        self._first_entry = list(itertools.accumulate((len(parsed) for parsed in files), initial=0))
 
         def column(name: str, dtype: type) -> np.ndarray:
-            return np.concatenate([getattr(p, name) for p in files] or [np.zeros(0, dtype)])
+            arrays = [getattr(parsed, name) for parsed in files]
+            if len(arrays) == 1:
+                return arrays[0]
+            return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
         self._row_start = column("row_start", np.int64)
         codes = column("codes", np.int64)
         self._markers = column("markers", np.uint8)
-        self._added = column("added", np.int32)
         self._expires = column("expires", np.int32)
         count = len(codes)
-        self._exact = BucketIndex(count, [(np.arange(count), codes)], count)
+        self._exact = BucketIndex(*exact_arrays(codes), count)
         self._misread = BucketIndex(*class_variant_arrays(codes), count)
+        self._codes_array = codes
         self._codes = memoryview(codes)
         self._expires_view = memoryview(self._expires)
-        self._codes_array = codes
 
     def __len__(self) -> int:
         return len(self._codes_array)
@@ -82,7 +88,7 @@ class Hotlist:
     @property
     def index_bytes(self) -> int:
         """Memory held by the columns and indexes (not counting the files' own bytes)."""
-        columns = (self._codes_array, self._markers, self._added, self._expires, self._row_start)
+        columns = (self._codes_array, self._markers, self._expires, self._row_start)
         return sum(c.nbytes for c in columns) + self._exact.nbytes + self._misread.nbytes
 
     def marker_counts(self, at: dt.date | None = None) -> dict[Marker, int]:
@@ -95,8 +101,8 @@ class Hotlist:
 
     def entry(self, number: int) -> HotlistEntry:
         """The full entry, decoded from its line of the file it was loaded from."""
-        path, data = self._files[self._file_of[number]]
-        entry_id, vrm, _, action, information, source, _, _ = decode_row(
+        path, data = self._files[bisect_right(self._first_entry, number) - 1]
+        entry_id, vrm, _, action, information, source, added, expires = decode_row(
             data, int(self._row_start[number])
         )
         bits = int(self._markers[number])
@@ -107,8 +113,8 @@ class Hotlist:
             action=action,
             information=information,
             source=source,
-            added=from_days(self._added[number]),
-            expires=from_days(self._expires[number]),
+            added=dt.date.fromisoformat(added),
+            expires=dt.date.fromisoformat(expires),
             list_name=path.name,
         )
 
