@@ -61,6 +61,7 @@ _SESSION_TIMEOUT_BEATS = 3
 _SEND_HWM = 1000
 _ACK_FLUSH_S = 0.1
 _REFUSAL_LOG_INTERVAL_S = 60.0
+_REFUSAL_PARTIES_KEPT = 4096
 
 
 def _iso(timestamp: float) -> str:
@@ -168,6 +169,9 @@ class _RefusalLog:
     def warning(self, party: object, message: str, *args: object) -> None:
         now = time.monotonic()
         if now - self._last.get(party, -_REFUSAL_LOG_INTERVAL_S) >= _REFUSAL_LOG_INTERVAL_S:
+            if len(self._last) >= _REFUSAL_PARTIES_KEPT:  # a stream of new keys cannot grow it
+                cutoff = now - _REFUSAL_LOG_INTERVAL_S
+                self._last = {p: t for p, t in self._last.items() if t > cutoff}
             self._last[party] = now
             logger.warning(message, *args)
 
