@@ -327,7 +327,8 @@ def suggest_calibration(
     epsilon = 0.01 * cv2.arcLength(hull, closed=True)
     roi = cv2.approxPolyDP(hull, epsilon, closed=True).reshape(-1, 2)
     heights = [plate.box[3] for plate in plates]
-    plate_range = (max(1, int(min(heights) * 0.7)), int(np.ceil(max(heights) * 1.4)))
+    smallest = max(DEFAULT_PLATE_HEIGHT_PX[0], int(min(heights) * 0.7))
+    plate_range = (smallest, max(smallest, int(np.ceil(max(heights) * 1.4))))
     return Suggestion(camera_id, image_size, list(plates), roi, plate_range)
 
 
