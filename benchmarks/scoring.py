@@ -4,9 +4,10 @@ The daemon's reads and alerts are first reduced to plain records (`ObservedRead`
 `ObservedAlert`) that carry frame numbers, so scoring needs no video, model or socket and is
 tested on constructed inputs. Definitions (also in benchmarks/README.md):
 
-- A read is matched to the ground-truth pass of the same clip whose frame window (widened by
-  `WINDOW_SLACK_FRAMES`) overlaps the read's frames, preferring the smallest edit distance to
-  the pass's VRM, then the largest overlap. A read overlapping no pass is a ghost read.
+- A read is matched to a ground-truth pass of the same clip whose frame window (widened by
+  `WINDOW_SLACK_FRAMES`) overlaps the read's frames: among the passes overlapping it at least
+  half as much as the best, the one whose VRM is the fewest edits from the read, then the one
+  overlapping most. A read overlapping no pass is a ghost read.
 - A pass is captured when at least one read is matched to it; its read is the most confident
   of those, and it is read exactly when that text equals the VRM.
 - Every hit of every alert is a claim that the vehicle is the hit entry's VRM: it is correct
@@ -208,14 +209,16 @@ def match_reads(
     matched: dict[int, list[ObservedRead]] = defaultdict(list)
     ghosts = []
     for read in reads:
-        candidates = [
-            (edit_distance(read.text, vehicle.vrm), -_overlap(read, vehicle), index)
-            for index, vehicle in enumerate(passes)
-            if _overlap(read, vehicle) > 0
-        ]
-        if not candidates:
+        overlaps = {index: _overlap(read, vehicle) for index, vehicle in enumerate(passes)}
+        best = max(overlaps.values(), default=0)
+        if best <= 0:
             ghosts.append(read)
             continue
+        candidates = [
+            (edit_distance(read.text, passes[index].vrm), -overlap, index)
+            for index, overlap in overlaps.items()
+            if overlap >= best / 2
+        ]
         matched[min(candidates)[2]].append(read)
     return matched, ghosts
 
