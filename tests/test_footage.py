@@ -66,7 +66,7 @@ def test_same_seed_gives_same_frames_and_truth_another_seed_does_not():
 def test_written_clip_matches_its_truth_and_loads_as_a_footage_set(tmp_path):
     options = replace(SMALL, directions=("away",))
     truth = write_clip(tmp_path, "clip", options, progress=False)
-    write_hotlist(tmp_path / "hotlist.csv", truth, unlisted=1)
+    write_hotlist(tmp_path / "hotlist.csv", [truth], unlisted=1)
 
     footage = load_footage_set(tmp_path)
     (clip,) = footage.clips
@@ -90,7 +90,7 @@ def test_written_clip_matches_its_truth_and_loads_as_a_footage_set(tmp_path):
 @needs_font
 def test_hotlist_names_only_unissued_vrms_in_the_project_format(tmp_path):
     truth = write_clip(tmp_path, "clip", SMALL, progress=False)
-    write_hotlist(tmp_path / "hotlist.csv", truth, unlisted=0)
+    write_hotlist(tmp_path / "hotlist.csv", [truth], unlisted=0)
     with (tmp_path / "hotlist.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == HOTLIST_HEADER

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -328,15 +329,20 @@ _HOTLIST_ROLES = (  # markers, action, information
 )
 
 
-def write_hotlist(path: Path, truth: ClipTruth, *, unlisted: int = 1) -> None:
-    """A hotlist naming the clip's unissued VRMs in pass order (markers as _HOTLIST_ROLES),
-    leaving the last `unlisted` passes off the list."""
-    candidates = [p.vrm for p in truth.passes][: max(0, len(truth.passes) - unlisted)]
-    listed = [vrm for vrm in candidates if is_unissued(vrm)]
+def write_hotlist(path: Path, truths: Sequence[ClipTruth], *, unlisted: int = 1) -> None:
+    """A hotlist naming the clips' unissued VRMs in pass order, with markers taken in turn from
+    _HOTLIST_ROLES, leaving each clip's last `unlisted` passes off the list."""
+    listed = [
+        vehicle.vrm
+        for truth in truths
+        for vehicle in truth.passes[: max(0, len(truth.passes) - unlisted)]
+        if is_unissued(vehicle.vrm)
+    ]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(HOTLIST_HEADER)
-        for index, (vrm, (markers, action, info)) in enumerate(zip(listed, _HOTLIST_ROLES)):
+        roles = itertools.cycle(_HOTLIST_ROLES)
+        for index, (vrm, (markers, action, info)) in enumerate(zip(listed, roles)):
             writer.writerow(
                 [f"SYN-{index + 1:04d}", vrm, markers, action, info, "synthetic footage",
                  "2026-01-01", "2030-01-01"]
@@ -393,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     truth = write_clip(args.out_dir, args.name, options)
     if args.hotlist:
-        write_hotlist(args.out_dir / "hotlist.csv", truth)
+        write_hotlist(args.out_dir / "hotlist.csv", [truth])
     for vehicle in truth.passes:
         print(
             f"{vehicle.vrm:8} {vehicle.direction:7} frames {vehicle.first_frame}-{vehicle.last_frame}"
