@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import json
+import socket
 import socketserver
 import threading
 import time
@@ -294,3 +296,17 @@ def test_corrupt_frames_are_skipped_and_counted(mjpeg_server):
         source.stop()
     frames = drain(queue, until=lambda: True, timeout=1)
     assert frames and all(f.image.shape == (96, 128, 3) for f in frames)
+
+
+def test_stream_that_never_answers_is_retried_with_backoff_and_stops_promptly():
+    with socket.socket() as probe:  # a port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = FrameSource(stream_camera(f"http://127.0.0.1:{port}/stream.mjpg"), FrameQueue(2))
+    source.start()
+    assert wait_until(lambda: source.health().reconnects >= 2, timeout=10)
+    source.stop(timeout=5)
+    health = source.health()
+    assert not health.connected and not health.finished and health.frames_in == 0
+    assert "cannot open" in health.error
+    assert json.loads(json.dumps(health.to_dict()))["camera_id"] == "gate"
