@@ -36,17 +36,24 @@ LINK_DOWN_AFTER_BEATS = 2.5
 MAX_ALERT_BYTES = 32 * 1024 * 1024
 
 
+class ConsoleError(Exception):
+    """A console that cannot start: unusable state folder or endpoint; the message names it."""
+
+
 class _SeenAlerts:
     """Ids of the alerts this console has shown, kept across restarts."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS seen (alert_id TEXT PRIMARY KEY, shown_at REAL NOT NULL)"
-        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS seen (alert_id TEXT PRIMARY KEY, shown_at REAL NOT NULL)"
+            )
+        except (OSError, sqlite3.DatabaseError) as error:
+            raise ConsoleError(f"{path}: cannot use the console's state file: {error}") from None
 
     def __contains__(self, alert_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM seen WHERE alert_id = ?", (alert_id,)).fetchone()
@@ -82,6 +89,14 @@ class ConsoleClient:
             raise KeyFileError(
                 "CURVE needs both this console's secret key and the daemon's public key"
             )
+        curve_keys = None
+        if secret_key is not None:
+            server = (
+                server_public_key
+                if isinstance(server_public_key, bytes)
+                else load_public_key(server_public_key)
+            )
+            curve_keys = (*load_secret_key(secret_key), server)
         self.role = Role(role)
         self.heartbeat_s = heartbeat_s
         self.console_name: str | None = None
@@ -103,16 +118,15 @@ class ConsoleClient:
         # so the socket reconnects instead of queueing hellos into a dead link.
         self._socket.setsockopt(zmq.HEARTBEAT_IVL, int(heartbeat_s * 1000))
         self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(heartbeat_s * 3000))
-        if secret_key is not None:
-            public, secret = load_secret_key(secret_key)
-            server = (
-                server_public_key
-                if isinstance(server_public_key, bytes)
-                else load_public_key(server_public_key)
-            )
+        if curve_keys is not None:
+            public, secret, server = curve_keys
             self._socket.curve_publickey, self._socket.curve_secretkey = public, secret
             self._socket.curve_serverkey = server
-        self._socket.connect(endpoint)
+        try:
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as error:
+            self.close()
+            raise ConsoleError(f"cannot connect to {endpoint!r}: {error}") from None
         self._last_heard = time.monotonic()
         self._next_send = 0.0
 
@@ -396,7 +410,7 @@ def run_console(
             heartbeat_s=alerts.heartbeat_s,
             **keys,
         )
-    except KeyFileError as error:
+    except (KeyFileError, ConsoleError) as error:
         print(f"anpr-edge console: {error}", file=sys.stderr)
         return 2
     interactive = not as_json and sys.stdin.isatty()

@@ -256,3 +256,15 @@ def test_decision_log_checker_command(tmp_path, capsys):
     log.write_text(log.read_text().replace("stop", "no_stop"))
     assert decisions_main([str(log)]) == 1
     assert "line 1: hash does not match" in capsys.readouterr().out
+
+
+def test_console_with_a_bad_endpoint_or_state_names_it(daemon, capsys, tmp_path):
+    config, _, keys = daemon
+    common = {"role": "tsg", "as_json": True, "secret_key": keys / "tsg-1.key_secret"}
+    code = run_console(config, endpoint="tcp://nowhere", max_alerts=1, max_seconds=1, **common)
+    assert code == 2 and "tcp://nowhere" in capsys.readouterr().err
+    state = config.alerts.evidence_dir / "tsg" / "seen.sqlite"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text("not a database " * 100)
+    code = run_console(config, endpoint=None, max_alerts=1, max_seconds=1, **common)
+    assert code == 2 and str(state) in capsys.readouterr().err
