@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                     progress=not args.quiet,
                 )
             )
-    except (FootageError, ConfigError, HotlistError) as error:
+    except (FootageError, ConfigError, HotlistError, FileNotFoundError) as error:
         print(f"benchmarks.replay: {error}", file=sys.stderr)
         return 2
     write_report(args.report, footage, runs)

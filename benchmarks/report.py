@@ -116,6 +116,22 @@ def _passes_table(runs: Sequence[RunResult]) -> str:
     return _markdown_table(header, rows)
 
 
+def _breakdown_table(runs: Sequence[RunResult]) -> str:
+    rows = []
+    for attribute in ("lighting", "direction"):
+        groups = [run.score.breakdown(attribute) for run in runs]
+        for value, first in groups[0].items():
+            row = [f"{attribute}: {value}", str(first["passes"])]
+            for group in groups:
+                row.append(
+                    f"{format_ratio(group[value]['capture_rate'])} / "
+                    f"{format_ratio(group[value]['read_accuracy'])}"
+                )
+            rows.append(row)
+    header = ["Passes by", "Passes", *(f"{run.label} captured / exact" for run in runs)]
+    return _markdown_table(header, rows)
+
+
 def _alerts_table(runs: Sequence[RunResult]) -> str:
     rows = [
         [
@@ -248,6 +264,8 @@ def write_report(out_dir: Path, footage: FootageSet, runs: Sequence[RunResult]) 
                 "pacing": run.pacing,
                 "figures": run.score.figures(),
                 "accuracy_by_plate_height": run.score.accuracy_by_plate_height(),
+                "by_lighting": run.score.breakdown("lighting"),
+                "by_direction": run.score.breakdown("direction"),
                 "resources": run.resources,
                 "passes": [
                     {
@@ -315,6 +333,7 @@ def _markdown(footage: FootageSet, runs: Sequence[RunResult], generated: str, ma
                 f"![Latency histogram]({LATENCY_PLOT})",
                 f"![Accuracy against plate height]({ACCURACY_PLOT})",
                 "## Vehicle passes",
+                _breakdown_table(runs),
                 _passes_table(runs),
                 "## Alerts",
                 _alerts_table(runs),

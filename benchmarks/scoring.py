@@ -160,6 +160,21 @@ class Score:
             "last_sight_to_alert_s": percentiles(self.last_sight_latencies_s),
         }
 
+    def breakdown(self, attribute: str) -> dict[str, dict]:
+        """Capture and exact-read rates of the passes grouped by a pass attribute, e.g.
+        'lighting' or 'direction'."""
+        groups: dict[str, list[PassResult]] = defaultdict(list)
+        for result in self.passes:
+            groups[getattr(result, attribute)].append(result)
+        return {
+            value: {
+                "passes": len(group),
+                "capture_rate": _ratio(sum(p.captured for p in group), len(group)),
+                "read_accuracy": _ratio(sum(p.exact for p in group), len(group)),
+            }
+            for value, group in sorted(groups.items())
+        }
+
     def accuracy_by_plate_height(self) -> list[dict]:
         """Capture and exact-read rates of the passes in each plate-height bin (largest height)."""
         rows = []

@@ -156,6 +156,20 @@ def test_accuracy_by_plate_height_bins_passes_by_their_largest_plate():
     assert sum(row["passes"] for row in rows) == len(TRUTH.passes)
 
 
+def test_breakdown_groups_passes_by_lighting_and_direction():
+    truth = TRUTH.model_copy(
+        update={
+            "passes": [*TRUTH.passes[:2], TRUTH.passes[2].model_copy(update={"lighting": "night"})]
+        }
+    )
+    score = score_run({"clip": truth}, READS[:3], [], hotlisted)
+    assert score.breakdown("lighting") == {
+        "day": {"passes": 2, "capture_rate": 1.0, "read_accuracy": 0.5},
+        "night": {"passes": 1, "capture_rate": 1.0, "read_accuracy": 0.0},
+    }
+    assert score.breakdown("direction")["towards"]["passes"] == 3
+
+
 def _run(label: str, alerts: list[ObservedAlert]) -> RunResult:
     return RunResult(
         label=label,
@@ -191,6 +205,7 @@ def test_report_has_json_markdown_and_plots_side_by_side(tmp_path):
     assert "| **False firearms alerts (to TFC)** | **1** | **0** |" in markdown
     assert "| Capture-to-alert latency p50 / p95 / p99 | 300 ms /" in markdown
     assert "**FALSE**" in markdown
+    assert "| lighting: day | 6 | 83.3% / 50.0% | 83.3% / 50.0% |" in markdown
     for name in (LATENCY_PLOT, ACCURACY_PLOT, TIMELINE_PLOT):
         assert f"]({name})" in markdown
         image = cv2.imread(str(tmp_path / "out" / name))
