@@ -27,6 +27,7 @@ MAX_ENTRY_ID_CHARS = 64
 MAX_VRM_FIELD_BYTES = 20
 MARKER_BITS = {marker: 1 << bit for bit, marker in enumerate(Marker)}
 EPOCH = dt.date(1970, 1, 1)
+_EPOCH_ORDINAL = EPOCH.toordinal()
 MAX_PROBLEMS_KEPT = 500
 
 _COMMA, _NEWLINE, _CR, _QUOTE, _SPACE = 44, 10, 13, 34, 32
@@ -78,6 +79,11 @@ class ParsedFile:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def release_checks(self) -> None:
+        """Free the columns only needed for checking (line numbers, id hashes) before indexing."""
+        self.lines = np.zeros(0, np.int32)
+        self.id_hash = np.zeros(0, np.uint64)
+
 
 def vrm_code(vrm: str) -> int:
     """Exact integer code of a normalised VRM: base 36 behind a leading 1, so no two collide."""
@@ -85,7 +91,8 @@ def vrm_code(vrm: str) -> int:
 
 
 def days(date: dt.date) -> int:
-    return (date - EPOCH).days
+    """Days since 1970-01-01."""
+    return date.toordinal() - _EPOCH_ORDINAL
 
 
 def from_days(value: int) -> dt.date:
@@ -227,7 +234,9 @@ class _Parser:
         starts = scan.field_starts
         unterminated = not self.data.endswith(b"\n")
         is_end = np.zeros(len(starts), bool)
-        is_end[1:] = self.array[np.minimum(starts[1:] - 1, len(self.data) - 1)] == _NEWLINE
+        for block in range(1, len(starts), _CHUNK):
+            before = np.minimum(starts[block : block + _CHUNK] - 1, len(self.data) - 1)
+            is_end[block : block + _CHUNK] = self.array[before] == _NEWLINE
         is_end[-1] = True
         line_ends = np.flatnonzero(is_end)
         if not self._header(int(starts[0]), int(starts[line_ends[0]]) - 1):

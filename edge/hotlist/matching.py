@@ -23,6 +23,7 @@ from edge.hotlist.csvfile import (
     vrm_code,
 )
 from edge.hotlist.index import (
+    ALPHABET,
     CLASS_TRANSLATION,
     BucketIndex,
     class_variant_arrays,
@@ -119,7 +120,12 @@ class Hotlist:
         )
 
     def vrm(self, number: int) -> str:
-        return np.base_repr(self._codes[number], 36)[1:]
+        """The normalised VRM of an entry, from its code (`vrm_code` reversed)."""
+        code, chars = self._codes[number], []
+        while code > 1:
+            code, digit = divmod(code, 36)
+            chars.append(ALPHABET[digit])
+        return "".join(reversed(chars))
 
     def exact_matches(self, vrm: str, at: dt.date | None = None) -> list[int]:
         """Numbers of the active entries whose VRM is exactly `vrm` (normalised)."""
@@ -127,8 +133,11 @@ class Hotlist:
             return []
         code = vrm_code(vrm)
         day = days(at or dt.date.today())
-        codes, expires = self._codes, self._expires_view
-        return [n for n in self._exact.lookup(code) if codes[n] == code and expires[n] >= day]
+        found = []
+        for number in self._exact.lookup(code):
+            if self._codes[number] == code and self._expires_view[number] >= day:
+                found.append(number)
+        return found
 
     def misread_matches(
         self, vrm: str, max_distance: int = 1, at: dt.date | None = None
@@ -154,7 +163,7 @@ class Hotlist:
                 continue
             entry_vrm = self.vrm(number)
             if _within_edits(read_classes, entry_vrm.translate(CLASS_TRANSLATION), max_distance):
-                found.append((number, max(1, edit_distance(vrm, entry_vrm))))
+                found.append((number, max(1, _distance(vrm, entry_vrm))))
         return sorted(found, key=lambda item: (item[1], item[0]))
 
     def match(
@@ -194,6 +203,7 @@ def load_hotlists(paths: Sequence[Path], *, today: dt.date | None = None) -> Hot
     for parsed in files:
         if parsed.expired:
             logger.warning("%s: skipped %d expired entries", parsed.path, parsed.expired)
+        parsed.release_checks()
     return Hotlist(files)
 
 
@@ -262,14 +272,25 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+def _distance(a: str, b: str) -> int:
+    """`edit_distance`, short-cut for equal lengths: two substitutions cannot be beaten there
+    (matching a shifted character costs an insertion and a deletion)."""
+    if len(a) == len(b):
+        differing = sum(x != y for x, y in zip(a, b, strict=True))
+        if differing <= 2:
+            return differing
+    return edit_distance(a, b)
+
+
 def _within_edits(a: str, b: str, max_distance: int) -> bool:
     """Whether a and b are equal or (max_distance 1) one missing, extra or wrong character apart."""
     if a == b:
         return True
     if max_distance == 0 or abs(len(a) - len(b)) > 1:
         return False
+    i = 0
+    while i < len(a) and i < len(b) and a[i] == b[i]:
+        i += 1
     if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    i = next((i for i, (x, y) in enumerate(zip(short, long)) if x != y), len(short))
-    return short[i:] == long[i + 1 :]
+        return a[i + 1 :] == b[i + 1 :]
+    return a[i + 1 :] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1 :]
