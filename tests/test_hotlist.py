@@ -44,8 +44,16 @@ def row(entry_id: str, vrm: str, markers: str = "gangs", **fields: str) -> str:
         **fields,
     }
     return ",".join(
-        [entry_id, vrm, markers, values["action"], values["information"], values["source"],
-         values["added"], values["expires"]]
+        [
+            entry_id,
+            vrm,
+            markers,
+            values["action"],
+            values["information"],
+            values["source"],
+            values["added"],
+            values["expires"],
+        ]
     )
 
 
@@ -77,8 +85,13 @@ def test_sample_list_loads_with_every_marker_and_multi_marker_entries():
 def test_entry_fields_are_decoded_from_quoted_csv(tmp_path):
     path = write(
         tmp_path / "list.csv",
-        row("Q-1", "zz99 fak", " Firearms ; GANGS", action='"stop - armed support"',
-            information='"Seen at services, M6; driver known as ""Tiny"""'),
+        row(
+            "Q-1",
+            "zz99 fak",
+            " Firearms ; GANGS",
+            action='"stop - armed support"',
+            information='"Seen at services, M6; driver known as ""Tiny"""',
+        ),
     )
     (hit,) = load_hotlists([path]).match("ZZ99FAK")
     entry = hit.entry
@@ -139,7 +152,9 @@ def test_line_numbers_count_blank_lines_and_multi_line_quoted_fields(tmp_path):
         (row("A", "ZZ99FAK", information='said "hello"'), "line", "stray quote"),
     ],
 )
-def test_each_bad_field_is_reported_with_file_line_field_and_reason(tmp_path, bad_row, field, reason):
+def test_each_bad_field_is_reported_with_file_line_field_and_reason(
+    tmp_path, bad_row, field, reason
+):
     path = write(tmp_path / "list.csv", row("OK-1", "QQ11ABC"), bad_row)
     message = problems_of(path)
     assert f"{path}:3: {field}: " in message
@@ -152,10 +167,14 @@ def test_wrong_header_unclosed_quote_bad_utf8_and_missing_file(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     assert f"{empty}:1: header: the file is empty" in problems_of(empty)
-    unclosed = write(tmp_path / "quote.csv", row("A", "ZZ99FAK"), row("B", "QQ11ABC", information='"open'))
+    unclosed = write(
+        tmp_path / "quote.csv", row("A", "ZZ99FAK"), row("B", "QQ11ABC", information='"open')
+    )
     assert f"{unclosed}:3: line: a quoted field is never closed" in problems_of(unclosed)
     latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes((HEADER + "\n" + row("A", "ZZ99FAK", information="caf\xe9")).encode("latin-1"))
+    latin1.write_bytes(
+        (HEADER + "\n" + row("A", "ZZ99FAK", information="caf\xe9")).encode("latin-1")
+    )
     assert f"{latin1}:2: file: not valid UTF-8" in problems_of(latin1)
     missing = tmp_path / "missing.csv"
     assert f"{missing}:0: file: cannot read" in problems_of(missing)
@@ -252,8 +271,12 @@ def test_misread_keeps_the_smallest_distance_over_text_and_alternatives(hotlist)
 
 
 def test_same_vrm_in_two_files_returns_both_entries_and_merges_markers(tmp_path):
-    one = write(tmp_path / "force.csv", row("F-1", "ZZ99FAK", "firearms", action="stop - armed support"))
-    two = write(tmp_path / "regional.csv", row("R-7", "zz99 fak", "drugs", action="intelligence only"))
+    one = write(
+        tmp_path / "force.csv", row("F-1", "ZZ99FAK", "firearms", action="stop - armed support")
+    )
+    two = write(
+        tmp_path / "regional.csv", row("R-7", "zz99 fak", "drugs", action="intelligence only")
+    )
     hits = load_hotlists([one, two]).match("ZZ99FAK")
     assert {(h.entry.entry_id, h.entry.list_name, h.entry.action) for h in hits} == {
         ("F-1", "force.csv", "stop - armed support"),
@@ -281,7 +304,12 @@ def test_expired_entries_never_match_even_while_loaded(tmp_path):
 
 
 def test_alerting_hits_applies_fuzzy_alert_per_marker(hotlist):
-    config = {Marker.FIREARMS: True, Marker.GANGS: True, Marker.BURGLARY: False, Marker.DRUGS: False}
+    config = {
+        Marker.FIREARMS: True,
+        Marker.GANGS: True,
+        Marker.BURGLARY: False,
+        Marker.DRUGS: False,
+    }
     assert [h.entry.entry_id for h in alerting_hits(hotlist.match("QQ11ABC"), config)] == ["B-1"]
     assert alerting_hits(hotlist.match("QQ11A8C"), config) == []
     assert alerting_hits(hotlist.match("QZ22DEX"), config) == []
@@ -329,7 +357,9 @@ def test_every_entry_is_found_exactly_and_a_confusable_swap_as_a_misread(tmp_pat
     if swappable:
         i = data.draw(st.sampled_from(swappable))
         group = next(g for g in CONFUSION_GROUPS if vrm[i] in g)
-        swapped = vrm[:i] + data.draw(st.sampled_from([c for c in group if c != vrm[i]])) + vrm[i + 1 :]
+        swapped = (
+            vrm[:i] + data.draw(st.sampled_from([c for c in group if c != vrm[i]])) + vrm[i + 1 :]
+        )
         hits = {h.entry.vrm: h for h in hotlist.match(swapped)}
         if swapped not in vrms:
             assert hits[vrm].kind is MatchKind.POSSIBLE_MISREAD
@@ -345,7 +375,9 @@ def test_matching_agrees_with_brute_force_comparison_to_every_entry(tmp_path, vr
         expected_exact = {v for v in vrms if v == read}
         expected_misread = {v for v in vrms if v != read and within_one_class_edit(read, v)}
         assert {v for v, h in hits.items() if h.kind is MatchKind.EXACT} == expected_exact
-        assert {v for v, h in hits.items() if h.kind is MatchKind.POSSIBLE_MISREAD} == expected_misread
+        assert {
+            v for v, h in hits.items() if h.kind is MatchKind.POSSIBLE_MISREAD
+        } == expected_misread
         for vrm in expected_misread:
             assert hits[vrm].distance == max(1, edit_distance(read, vrm))
 
@@ -414,13 +446,18 @@ def test_check_files_summarises_a_good_list(tmp_path, capsys):
     extra = write(tmp_path / "extra.csv", row("S-1", "ZZ99FAK", "burglary", expires=soon))
     assert check_files([SAMPLE, extra]) == 0
     out = capsys.readouterr().out
-    assert f"{SAMPLE}: 8 entries (firearms 3, gangs 3, burglary 2, drugs 4; 4 with several markers)" in out
+    assert (
+        f"{SAMPLE}: 8 entries (firearms 3, gangs 3, burglary 2, drugs 4; 4 with several markers)"
+        in out
+    )
     assert "1 expire within 7 days" in out and f"line 2: S-1 expires {soon}" in out
     assert "total: 9 entries, 8 distinct VRMs in 2 files; 1 VRMs have several entries" in out
 
 
 def test_check_files_reports_past_dates_that_the_loader_only_skips(tmp_path, capsys):
-    path = write(tmp_path / "old.csv", row("OLD", "ZZ99FAK", added="2020-01-01", expires="2021-01-01"))
+    path = write(
+        tmp_path / "old.csv", row("OLD", "ZZ99FAK", added="2020-01-01", expires="2021-01-01")
+    )
     assert check_files([path]) == 1
     err = capsys.readouterr().err
     assert f"{path}:2: expires: past date: expired on 2021-01-01" in err

@@ -36,7 +36,11 @@ def check_files(paths: Sequence[Path], *, today: dt.date | None = None) -> int:
     shared = int(np.count_nonzero(counts > 1))
     print(
         f"total: {len(codes)} entries, {len(counts)} distinct VRMs in {len(files)} files"
-        + (f"; {shared} VRMs have several entries (all are reported, markers merge)" if shared else "")
+        + (
+            f"; {shared} VRMs have several entries (all are reported, markers merge)"
+            if shared
+            else ""
+        )
     )
     return 0
 

@@ -109,7 +109,7 @@ def decode_row(data: bytes, start: int) -> list[str]:
 
 
 def parse_file(path: Path, today: dt.date, *, expired_is_error: bool) -> ParsedFile:
-    """Read and check one file. Expired entries are problems when `expired_is_error`, else dropped."""
+    """Read and check one file; expired entries are problems if `expired_is_error`, else dropped."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -123,7 +123,14 @@ def parse_file(path: Path, today: dt.date, *, expired_is_error: bool) -> ParsedF
 def _empty(path: Path, data: bytes) -> ParsedFile:
     none = np.zeros(0, np.int64)
     return ParsedFile(
-        path, data, none, none, none, np.zeros(0, np.uint8), np.zeros(0, np.int32), np.zeros(0, np.uint64)
+        path,
+        data,
+        none,
+        none,
+        none,
+        np.zeros(0, np.uint8),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.uint64),
     )
 
 
@@ -145,7 +152,11 @@ def _scan(array: np.ndarray, begin: int) -> _Scan:
     "the bytes between two separators", with no special cases.
     """
     dtype = np.uint32 if len(array) < (1 << 32) - 2 else np.int64
-    starts, newlines, quotes = [np.array([begin], dtype)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    starts, newlines, quotes = (
+        [np.array([begin], dtype)],
+        [np.zeros(0, np.int64)],
+        [np.zeros(0, np.int64)],
+    )
     for offset in range(0, len(array), _CHUNK):
         chunk = array[offset : offset + _CHUNK]
         found = np.flatnonzero((chunk == _COMMA) | (chunk == _NEWLINE) | (chunk == _QUOTE))
@@ -188,7 +199,9 @@ def span_hash(array: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarr
         clamped = np.minimum(offsets, len(words) - 1)
         word = words[clamped] >> ((offsets - clamped) * 8).astype(np.uint64)
         remaining = np.clip(lengths - at, 0, 8).astype(np.uint64)
-        word &= np.where(remaining >= 8, _ALL_ONES, (np.uint64(1) << remaining * np.uint64(8)) - np.uint64(1))
+        word &= np.where(
+            remaining >= 8, _ALL_ONES, (np.uint64(1) << remaining * np.uint64(8)) - np.uint64(1)
+        )
         result = (result ^ word) * _GOLDEN
         result ^= result >> np.uint64(29)
     return result
@@ -246,7 +259,9 @@ class _Parser:
         field_counts = line_ends - previous
         wrong = field_counts != len(HEADER)
         if wrong.any():
-            self._report_field_counts(starts, previous[wrong], line_ends[wrong], field_counts[wrong])
+            self._report_field_counts(
+                starts, previous[wrong], line_ends[wrong], field_counts[wrong]
+            )
             line_ends, line_numbers = line_ends[~wrong], line_numbers[~wrong]
         row_start = starts[line_ends - len(HEADER)].astype(np.int64)
         unquoted_newlines = int(np.count_nonzero(is_end)) - unterminated
@@ -287,8 +302,10 @@ class _Parser:
         self._report(
             offsets,
             "line",
-            lambda offset: f"expected {len(HEADER)} comma-separated fields, found "
-            f"{counts[np.searchsorted(offsets, offset)]}",
+            lambda offset: (
+                f"expected {len(HEADER)} comma-separated fields, found "
+                f"{counts[np.searchsorted(offsets, offset)]}"
+            ),
         )
 
     def _header(self, start: int, end: int) -> bool:
@@ -318,7 +335,7 @@ class _Parser:
     def _span(
         self, field_starts: np.ndarray, line_ends: np.ndarray, name: str
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Field `name` of the lines ending at `line_ends`, trimmed of spaces and enclosing quotes."""
+        """Field `name` of the lines ending at `line_ends`, without spaces and enclosing quotes."""
         width, k, last = len(HEADER), HEADER.index(name), len(self.array) - 1
         first = field_starts[line_ends - width + k].astype(np.int64)
         end = field_starts[line_ends - width + k + 1].astype(np.int64) - 1
@@ -349,7 +366,9 @@ class _Parser:
             id_start, id_end = self._span(field_starts, ends, "entry_id")
             self._report(offsets[id_start >= id_end], "entry_id", "missing entry id")
             too_long = id_end - id_start > MAX_ENTRY_ID_CHARS
-            self._report(offsets[too_long], "entry_id", f"longer than {MAX_ENTRY_ID_CHARS} characters")
+            self._report(
+                offsets[too_long], "entry_id", f"longer than {MAX_ENTRY_ID_CHARS} characters"
+            )
             id_hash[rows] = span_hash(self.array, id_start, id_end)
             codes[rows] = self._vrms(*self._span(field_starts, ends, "vrm"), offsets)
             for name, reason in _REQUIRED_TEXT.items():
@@ -375,7 +394,9 @@ class _Parser:
         )
 
         known = (added >= 0) & (expires >= 0)
-        self._report(row_start[known & (added > self.today)], "added", "date added is in the future")
+        self._report(
+            row_start[known & (added > self.today)], "added", "date added is in the future"
+        )
         order_wrong = known & (expires <= added)
         self._report(row_start[order_wrong], "expires", "must be after the date added")
         past = known & ~order_wrong & (expires < self.today)
@@ -383,14 +404,19 @@ class _Parser:
             self._report(
                 row_start[past],
                 "expires",
-                lambda offset: "past date: expired on "
-                f"{from_days(expires[np.searchsorted(row_start, offset)])}",
+                lambda offset: (
+                    "past date: expired on "
+                    f"{from_days(expires[np.searchsorted(row_start, offset)])}"
+                ),
             )
         elif past.any():
             self.result.expired = int(np.count_nonzero(past))
             keep = ~past
             row_start, line_numbers, codes, markers = (
-                row_start[keep], line_numbers[keep], codes[keep], markers[keep]
+                row_start[keep],
+                line_numbers[keep],
+                codes[keep],
+                markers[keep],
             )
             expires, id_hash = expires[keep], id_hash[keep]
         result = self.result
@@ -418,7 +444,9 @@ class _Parser:
         begin = 3 if self.data.startswith(b"\xef\xbb\xbf") else 0
         before = self._next_non_space(openings - 1, -1, stop=begin - 1)
         after = self._next_non_space(closings + 1, 1, stop=len(self.array))
-        edge_before = (before < begin) | _any_of(self.array[np.maximum(before, 0)], (_COMMA, _NEWLINE))
+        edge_before = (before < begin) | _any_of(
+            self.array[np.maximum(before, 0)], (_COMMA, _NEWLINE)
+        )
         after_byte = self.array[np.minimum(after, len(self.array) - 1)]
         edge_after = (after >= len(self.array)) | _any_of(after_byte, (_COMMA, _NEWLINE, _CR))
         stray = np.sort(np.concatenate((openings[~edge_before], closings[~edge_after])))
@@ -531,7 +559,10 @@ def _parse_markers(text: str) -> tuple[int, str | None]:
         if not name:
             return 0, f"empty marker in {text!r}: put one ';' between markers"
         if name not in Marker._value2member_map_:
-            return 0, f"unknown marker {token.strip()!r}: expected firearms, gangs, burglary or drugs"
+            return (
+                0,
+                f"unknown marker {token.strip()!r}: expected firearms, gangs, burglary or drugs",
+            )
         bits |= MARKER_BITS[Marker(name)]
     return bits, None
 

@@ -98,7 +98,9 @@ def class_variant_arrays(
 
     def variants() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for block in range(0, len(codes), _BLOCK):
-            yield from _block_variants(codes[block : block + _BLOCK], lengths[block : block + _BLOCK], block)
+            yield from _block_variants(
+                codes[block : block + _BLOCK], lengths[block : block + _BLOCK], block
+            )
 
     return len(codes) + int(lengths.sum(dtype=np.int64)), variants()
 
@@ -136,7 +138,7 @@ class BucketIndex:
     def __init__(
         self, total: int, parts: Iterable[tuple[np.ndarray, np.ndarray]], entry_count: int
     ):
-        """`parts`: (entry numbers, keys) array pairs, `total` keys in all; numbers < entry_count."""
+        """`parts`: (entry numbers, keys) arrays, `total` keys in all, numbers < entry_count."""
         self._entry_bits = max(1, (entry_count - 1).bit_length())
         self._entry_mask = (1 << self._entry_bits) - 1
         self._bucket_bits = max(1, total.bit_length() - 3)

@@ -149,8 +149,12 @@ class Hotlist:
         The distance reported is the plain edit distance between read and VRM, at least 1.
         """
         if not 0 <= max_distance <= MAX_SUPPORTED_DISTANCE:
-            raise ValueError(f"max_distance must be 0 to {MAX_SUPPORTED_DISTANCE}, not {max_distance}")
-        if not MIN_VRM_CHARS - 1 <= len(vrm) <= MAX_VRM_CHARS + 1 or not (vrm.isascii() and vrm.isalnum()):
+            raise ValueError(
+                f"max_distance must be 0 to {MAX_SUPPORTED_DISTANCE}, not {max_distance}"
+            )
+        if not MIN_VRM_CHARS - 1 <= len(vrm) <= MAX_VRM_CHARS + 1 or not (
+            vrm.isascii() and vrm.isalnum()
+        ):
             return []
         day = days(at or dt.date.today())
         read_classes = vrm.translate(CLASS_TRANSLATION)
@@ -239,7 +243,12 @@ def _duplicate_ids(files: Sequence[ParsedFile]) -> list[Problem]:
                 path, first_line = first_seen[entry_id]
                 where = f"line {first_line}" if path == parsed.path else f"{path} line {first_line}"
                 problems.append(
-                    Problem(parsed.path, line, "entry_id", f"duplicate id {entry_id!r} (first on {where})")
+                    Problem(
+                        parsed.path,
+                        line,
+                        "entry_id",
+                        f"duplicate id {entry_id!r} (first on {where})",
+                    )
                 )
             else:
                 first_seen[entry_id] = (parsed.path, line)
