@@ -460,3 +460,15 @@ def test_an_image_that_cannot_be_encoded_leaves_the_alert_intact():
     assert document["evidence"]["overview"] is None
     assert document["evidence"]["plate_crop"]["width"] == 160
     assert document["read"]["text"] == "AB12CDE"
+
+
+def test_enrolment_mistakes_are_refused_by_the_config(keys, tmp_path):
+    tsg_without_tsg = {"name": "tsg-1", "role": "tsg", "public_key": keys / "tsg-1.key"}
+    with pytest.raises(ValueError, match="tsg console always receives tsg alerts"):
+        alerts_config(keys, tmp_path, consoles=[{**tsg_without_tsg, "tsg_alerts": False}])
+    twice = [tsg_without_tsg, {**tsg_without_tsg, "public_key": keys / "tfc-1.key"}]
+    with pytest.raises(ValueError, match="each console needs its own name; repeated: tsg-1"):
+        alerts_config(keys, tmp_path, consoles=twice)
+    shared_key = [tsg_without_tsg, {**tsg_without_tsg, "name": "tsg-2"}]
+    with pytest.raises(ValueError, match="each console needs its own public_key"):
+        alerts_config(keys, tmp_path, consoles=shared_key)
