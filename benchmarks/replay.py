@@ -192,10 +192,12 @@ def replay(
             stats.append(_replay_clip(clip, config, reads, alerts, bar))
     bar.close()
     frames = sum(s["frames_processed"] for s in stats)
+    running_s = sum(s["running_s"] for s in stats)
     resources = {
         "wall_s": usage.wall_s,
+        "running_s": running_s,
         "frames_processed": frames,
-        "fps": frames / usage.wall_s if usage.wall_s > 0 else None,
+        "fps": frames / running_s if running_s > 0 else None,
         "cpu_percent_of_one_core": 100 * usage.cpu_s / usage.wall_s if usage.wall_s > 0 else None,
         "peak_rss_mb": usage.peak_rss / 2**20,
         "machine_cpu_percent": usage.machine_cpu_percent,
@@ -268,8 +270,9 @@ def _replay_clip(
     pipeline = Pipeline(config, on_read=on_read, on_alert=on_alert)
     for worker in pipeline.workers:
         logs[worker.camera.id] = worker.queue = FrameLog(worker.queue, lambda: bar.update(1))
+    started = time.monotonic()
     pipeline.run(max_seconds=60 + CLIP_TIMEOUT_FACTOR * clip.truth.frames / clip.truth.fps)
-    stats = pipeline.stats()
+    stats = {**pipeline.stats(), "running_s": time.monotonic() - started}
     if any(not camera.get("finished", True) for camera in stats["cameras"]):
         logger.warning("%s: stopped before the end of the clip (time limit)", clip.video)
     return stats

@@ -56,7 +56,8 @@ def headline_rows(run: RunResult) -> list[tuple[str, str]]:
          _count(f["exact_reads"], f["passes_captured"], f["read_accuracy_of_captured"])),
         ("Exact read accuracy over all passes",
          _count(f["exact_reads"], f["passes"], f["read_accuracy_of_all"])),
-        ("Reads within one character (of captured)", format_ratio(f["within_one_edit_of_captured"])),
+        ("Reads within one character (of captured)",
+         format_ratio(f["within_one_edit_of_captured"])),
         ("Hotlist hit recall (any / exact / possible misread)",
          (f"{format_ratio(f['hit_recall'])} / {format_ratio(f['hit_recall_exact'])} / "
           f"{format_ratio(f['hit_recall_possible_misread'])} of {f['hotlisted_passes']}")),
@@ -68,7 +69,8 @@ def headline_rows(run: RunResult) -> list[tuple[str, str]]:
          f"{f['alerts']} ({f['false_alerts']} / {f['duplicate_alerts']})"),
         ("**False firearms alerts (to TFC)**", f"**{false_by_marker[Marker.FIREARMS]}**"),
         ("False hits by marker: gangs / burglary / drugs",
-         " / ".join(str(false_by_marker[m]) for m in (Marker.GANGS, Marker.BURGLARY, Marker.DRUGS))),
+         " / ".join(str(false_by_marker[m])
+                    for m in (Marker.GANGS, Marker.BURGLARY, Marker.DRUGS))),
         ("Ghost reads / duplicate reads", f"{f['ghost_reads']} / {f['duplicate_reads']}"),
         ("Frames per second (processed / wall)", f"{r['fps']:.1f}" if r["fps"] else "n/a"),
         ("Capture-to-alert latency p50 / p95 / p99",
@@ -183,8 +185,14 @@ def plot_accuracy_by_height(runs: Sequence[RunResult], path: Path) -> None:
         axis.plot(centres, [100 * r["capture_rate"] for r in rows], "s--", color=colour,
                   alpha=0.6, label=f"{run.label}: captured")  # fmt: skip
         for centre, row in zip(centres, rows, strict=True):
-            axis.annotate(f"n={row['passes']}", (centre, 100 * row["read_accuracy"]),
-                          textcoords="offset points", xytext=(0, -12), fontsize=7, ha="center")  # fmt: skip
+            axis.annotate(
+                f"n={row['passes']}",
+                (centre, 100 * row["read_accuracy"]),
+                textcoords="offset points",
+                xytext=(0, -12),
+                fontsize=7,
+                ha="center",
+            )
     axis.set_xlabel("plate height at its largest (px)")
     axis.set_ylabel("% of passes")
     axis.set_ylim(-5, 105)

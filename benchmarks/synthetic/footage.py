@@ -402,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         write_hotlist(args.out_dir / "hotlist.csv", [truth])
     for vehicle in truth.passes:
         print(
-            f"{vehicle.vrm:8} {vehicle.direction:7} frames {vehicle.first_frame}-{vehicle.last_frame}"
+            f"{vehicle.vrm:8} {vehicle.direction:7} "
+            f"frames {vehicle.first_frame}-{vehicle.last_frame}"
             f" plate {vehicle.plate_height_px:.0f}px chars {vehicle.char_height_px:.0f}px"
             f" {vehicle.speed_mph:.0f}mph"
         )

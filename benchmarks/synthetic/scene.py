@@ -66,7 +66,7 @@ class Camera:
         return np.stack([x, y], axis=1), depth
 
     def ground_rays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """World X and Z where each pixel's ray meets the road plane, and a mask of those that do."""
+        """World X and Z where each pixel's ray meets the road, and a mask of those that do."""
         ys, xs = np.mgrid[0 : self.height, 0 : self.width].astype(np.float64)
         rays = np.stack(
             [
@@ -352,7 +352,8 @@ def draw_vehicle(
           (left, h * 0.55, back)], paint * 0.6),
         ([(left, h * 0.6, face_z + 0.6), (left + 0.05, h * 0.95, face_z + 1.2),
           (left + 0.05, h * 0.95, back - 0.8), (left, h * 0.6, back - 0.3)], glass),
-        ([(left + 0.2, h, face_z + 0.4), (right - 0.2, h, face_z + 0.4), (right - 0.2, h, back - 0.4),
+        ([(left + 0.2, h, face_z + 0.4), (right - 0.2, h, face_z + 0.4),
+          (right - 0.2, h, back - 0.4),
           (left + 0.2, h, back - 0.4)], np.minimum(paint * 1.1, 255)),
     )  # fmt: skip
     for world, colour in panels:
