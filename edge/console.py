@@ -431,7 +431,9 @@ def run_console(
                 break
             event = client.receive(0.2 if remaining is None else min(0.2, remaining))
             if interactive and select.select([sys.stdin], [], [], 0)[0]:
-                decisions.handle(sys.stdin.readline(), client.console_name or f"insecure-{role}")
+                # The daemon's name for this key once it has said welcome; until then the file's.
+                key_name = client.console_name or (secret_key.stem if secret_key else "insecure")
+                decisions.handle(sys.stdin.readline(), key_name)
             if event is None:
                 continue
             kind = event.get("type")
