@@ -498,6 +498,13 @@ class AlertPublisher:
             logger.info(
                 "alerts: console %s reconnected; replaying what it has not acknowledged", name
             )
+            if time.monotonic() - previous.last_heard < self.config.heartbeat_s:
+                self._refusals.warning(
+                    (name, "twice"),
+                    "alerts: console %s is connected twice (one key on two machines?); "
+                    "only the newest connection receives alerts",
+                    name,
+                )
         else:
             logger.info("alerts: console %s connected", name)
         session = _Session(name, receives, routing_id, last_heard=time.monotonic())
