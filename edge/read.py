@@ -1,0 +1,229 @@
+"""Plate readers: a plate crop in, the registration with per-character confidences out.
+
+`OnnxReader` runs the bundled plate-specific CRNN (models/reader.onnx, built by
+models/build/train_reader.py); `EasyOcrReader` is an optional general-purpose reference.
+Both apply the UK plate syntax (edge.plates) to what they read.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from edge.plates import ALPHABET, correct, corrections, format_slots, normalise, uk_format
+from edge.types import PlateRead, Reader
+
+if TYPE_CHECKING:
+    from edge.config import ReaderConfig
+
+logger = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODEL = MODELS_DIR / "reader.onnx"
+INPUT_H, INPUT_W = 32, 128
+MIN_CROP_H, MIN_CROP_W = 6, 12
+"""Smaller crops hold no legible characters: they are not read."""
+MAX_ALTERNATIVES = 5
+_RUNNER_UP_POSITIONS = 3
+"""Alternatives swap the runner-up class into this many of the least confident positions."""
+_MIN_ALTERNATIVE_CONFIDENCE = 1e-4
+
+
+def preprocess(crop: np.ndarray) -> np.ndarray | None:
+    """A crop (BGR, BGRA or grayscale) as the model's 1 x 32 x 128 float input; None if unusable."""
+    if not isinstance(crop, np.ndarray) or crop.ndim not in (2, 3):
+        return None
+    if crop.shape[0] < MIN_CROP_H or crop.shape[1] < MIN_CROP_W:
+        return None
+    if crop.dtype != np.uint8:
+        crop = np.clip(np.nan_to_num(crop), 0, 255).astype(np.uint8)
+    if crop.ndim == 3:
+        channels = crop.shape[2]
+        if channels == 3:
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        elif channels == 4:
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2GRAY)
+        elif channels == 1:
+            crop = crop[..., 0]
+        else:
+            return None
+    shrinking = crop.shape[1] > INPUT_W or crop.shape[0] > INPUT_H
+    resized = cv2.resize(
+        crop, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    )
+    return (resized.astype(np.float32) / 127.5 - 1.0)[None]
+
+
+def ctc_greedy(probs: np.ndarray) -> tuple[str, np.ndarray]:
+    """Best path of one output (T x 1+len(ALPHABET), class 0 blank): the text and, per character,
+    the class probabilities (excluding blank, renormalised) at the frame where it peaked."""
+    best = probs.argmax(-1)
+    chars: list[str] = []
+    rows: list[np.ndarray] = []
+    peak = -1.0
+    for t, k in enumerate(best):
+        if k == 0:
+            continue
+        if t > 0 and best[t - 1] == k:
+            if probs[t, k] > peak:
+                peak, rows[-1] = float(probs[t, k]), probs[t, 1:]
+            continue
+        chars.append(ALPHABET[k - 1])
+        peak = float(probs[t, k])
+        rows.append(probs[t, 1:])
+    if not rows:
+        return "", np.zeros((0, len(ALPHABET)), dtype=np.float32)
+    char_probs = np.stack(rows).astype(np.float32)
+    char_probs /= np.maximum(char_probs.sum(axis=1, keepdims=True), 1e-12)
+    return "".join(chars), char_probs
+
+
+def char_confidences(text: str, char_probs: np.ndarray) -> tuple[float, ...]:
+    """Each character's probability; where `text` fits a UK format, given that format (the
+    probability renormalised over the characters the format allows at that position)."""
+    slots = format_slots(text)
+    confidences = []
+    for i, char in enumerate(text):
+        p = float(char_probs[i, ALPHABET.index(char)])
+        if slots is not None:
+            allowed = sum(float(char_probs[i, ALPHABET.index(c)]) for c in slots[i])
+            p = p / allowed if allowed > 0 else 0.0
+        confidences.append(p)
+    return tuple(confidences)
+
+
+def _confidence(text: str, char_probs: np.ndarray) -> float:
+    return float(np.prod(char_confidences(text, char_probs)))
+
+
+def plate_read_from_probs(text: str, char_probs: np.ndarray) -> PlateRead | None:
+    """The corrected read of a decoded text, with confidence and alternatives; None if empty.
+
+    Confidence is the product of the per-character confidences: the probability of the whole
+    text, so that reads and their alternatives compare on one scale.
+    """
+    if not text:
+        return None
+    ranked = corrections(text, char_probs)
+    best = ranked[0].text
+    candidates = {c.text for c in ranked[1:]} | {text}
+    order = np.argsort(char_probs[np.arange(len(text)), [ALPHABET.index(c) for c in text]])
+    for i in order[:_RUNNER_UP_POSITIONS]:
+        runner_up = ALPHABET[int(np.argsort(char_probs[i])[-2])]
+        candidates.add(text[:i] + runner_up + text[i + 1 :])
+    candidates.discard(best)
+    scored = sorted(((c, _confidence(c, char_probs)) for c in candidates), key=lambda a: -a[1])
+    alternatives = tuple(
+        (c, p) for c, p in scored[:MAX_ALTERNATIVES] if p >= _MIN_ALTERNATIVE_CONFIDENCE
+    )
+    confidences = char_confidences(best, char_probs)
+    return PlateRead(
+        text=best,
+        confidence=float(np.prod(confidences)),
+        char_confidences=confidences,
+        alternatives=alternatives,
+        plate_format=ranked[0].plate_format,
+    )
+
+
+class OnnxReader:
+    """The bundled plate reader: CRNN + CTC, greedy decoding, UK-syntax correction."""
+
+    def __init__(self, model_path: Path = DEFAULT_MODEL, threads: int = 1) -> None:
+        import onnxruntime
+
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(
+                f"reader model {model_path} not found (build it with "
+                "models/build/train_reader.py, see models/README.md)"
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def read(self, crop: np.ndarray) -> PlateRead | None:
+        return self.read_batch([crop])[0]
+
+    def read_batch(self, crops: list[np.ndarray]) -> list[PlateRead | None]:
+        """Reads of several crops in one inference, in order; None where a crop is unusable."""
+        return [
+            None if probs is None else plate_read_from_probs(*ctc_greedy(probs))
+            for probs in self.class_probabilities(crops)
+        ]
+
+    def class_probabilities(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Per crop, the model's output (columns x 1+len(ALPHABET), class 0 the CTC blank);
+        None where a crop is unusable or inference failed."""
+        inputs = [preprocess(crop) for crop in crops]
+        usable = [i for i, x in enumerate(inputs) if x is not None]
+        outputs: list[np.ndarray | None] = [None] * len(crops)
+        if not usable:
+            return outputs
+        batch = np.stack([inputs[i] for i in usable])
+        try:
+            probs = self._session.run(None, {self._input: batch})[0]
+        except Exception:  # a failed inference must not stop the daemon
+            logger.exception("plate reader inference failed on %d crops", len(usable))
+            return outputs
+        for i, output in zip(usable, probs, strict=True):
+            outputs[i] = output
+        return outputs
+
+
+class EasyOcrReader:
+    """General-purpose OCR (easyocr, CPU, offline weights) as a reference reader."""
+
+    def __init__(self) -> None:
+        try:
+            import easyocr
+            import easyocr_en_models
+        except ImportError:
+            raise ImportError(
+                "the 'easyocr' reader backend needs the optional extra: pip install -e '.[easyocr]'"
+            ) from None
+        weights = Path(easyocr_en_models.__file__).resolve().parent / "models"
+        self._ocr = easyocr.Reader(
+            ["en"],
+            gpu=False,
+            model_storage_directory=str(weights),
+            download_enabled=False,
+            verbose=False,
+        )
+
+    def read(self, crop: np.ndarray) -> PlateRead | None:
+        if preprocess(crop) is None:
+            return None
+        try:
+            results = self._ocr.readtext(crop, allowlist=ALPHABET + " -", detail=1)
+        except Exception:  # a failed read must not stop the daemon
+            logger.exception("easyocr failed on a crop of shape %s", crop.shape)
+            return None
+        pieces = sorted(results, key=lambda r: min(point[0] for point in r[0]))
+        text = "".join(normalise(piece[1]) for piece in pieces)
+        if not text:
+            return None
+        confidences = tuple(float(piece[2]) for piece in pieces for _ in normalise(piece[1]))
+        corrected, plate_format = correct(text)
+        alternatives = ((text, float(np.prod(confidences))),) if corrected != text else ()
+        return PlateRead(
+            text=corrected,
+            confidence=float(np.prod(confidences)),
+            char_confidences=confidences,
+            alternatives=alternatives,
+            plate_format=plate_format or uk_format(corrected),
+        )
+
+
+def make_reader(config: ReaderConfig) -> Reader:
+    """The reader the config names; the bundled ONNX model unless `config.model` says otherwise."""
+    if config.backend == "easyocr":
+        return EasyOcrReader()
+    return OnnxReader(config.model or DEFAULT_MODEL)
