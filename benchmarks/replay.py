@@ -30,7 +30,7 @@ import yaml
 from tqdm import tqdm
 
 from benchmarks.footageset import Clip, FootageError, FootageSet, load_footage_set
-from benchmarks.report import RunResult, write_report
+from benchmarks.report import RunResult, update_readme, write_report
 from benchmarks.scoring import HotlistLookup, ObservedAlert, ObservedHit, ObservedRead, score_run
 from edge.config import ConfigError, EdgeConfig, _resolve_paths, parse_config
 from edge.hotlist import HotlistError, load_hotlists
@@ -297,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         help="fast: frames as fast as the daemon takes them (none dropped); realtime: at the "
         "clip's frame rate, dropping frames the daemon cannot keep up with, as on a camera.",
     )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="Also put the headline table and timeline plot in this README's REPLAY-HEADLINE block.",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="No progress bar.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -326,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.replay: {error}", file=sys.stderr)
         return 2
     write_report(args.report, footage, runs)
+    if args.readme is not None:
+        update_readme(args.readme, args.report, footage, runs)
     print(f"report: {args.report / 'report.md'}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -240,6 +241,33 @@ def plot_alert_timeline(footage: FootageSet, runs: Sequence[RunResult], path: Pa
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+README_START, README_END = "<!-- REPLAY-HEADLINE -->", "<!-- /REPLAY-HEADLINE -->"
+
+
+def update_readme(
+    readme: Path, out_dir: Path, footage: FootageSet, runs: Sequence[RunResult]
+) -> None:
+    """Put the headline table and the timeline plot of this report between the README's
+    REPLAY-HEADLINE markers."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme}: no {README_START} ... {README_END} block to update")
+    relative = Path(os.path.relpath(out_dir, readme.parent)).as_posix()
+    passes = sum(len(c.truth.passes) for c in footage.clips)
+    load = runs[0].resources["load_average_1m"]
+    summary = (
+        f"`{footage.root.name}`: {len(footage.clips)} clip(s), {passes} vehicle passes; "
+        f"pacing {runs[0].pacing}; 1-minute load average {load:.1f} on "
+        f"{runs[0].resources['machine_cores']} cores when measured "
+        f"([full report]({relative}/report.md))."
+    )
+    plot = f"![Alerts timeline]({relative}/{TIMELINE_PLOT})"
+    block = "\n\n".join([summary, headline_table(runs), plot])
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{block}\n{README_END}{tail}", encoding="utf-8")
 
 
 def write_report(out_dir: Path, footage: FootageSet, runs: Sequence[RunResult]) -> None:

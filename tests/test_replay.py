@@ -11,7 +11,14 @@ import pytest
 
 from benchmarks.footageset import ClipTruth, VehiclePass, load_footage_set
 from benchmarks.replay import FrameLog, clip_config, replay
-from benchmarks.report import ACCURACY_PLOT, LATENCY_PLOT, TIMELINE_PLOT, RunResult, write_report
+from benchmarks.report import (
+    ACCURACY_PLOT,
+    LATENCY_PLOT,
+    TIMELINE_PLOT,
+    RunResult,
+    update_readme,
+    write_report,
+)
 from benchmarks.scoring import ObservedAlert, ObservedHit, ObservedRead, score_run
 from edge.read import DEFAULT_MODEL
 from edge.sources import FrameQueue
@@ -211,6 +218,14 @@ def test_report_has_json_markdown_and_plots_side_by_side(tmp_path):
         assert f"]({name})" in markdown
         image = cv2.imread(str(tmp_path / "out" / name))
         assert image is not None and image.shape[0] > 100 and image.std() > 10
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# B\n\n<!-- REPLAY-HEADLINE -->\nold\n<!-- /REPLAY-HEADLINE -->\n\nRest.\n")
+    update_readme(readme, tmp_path / "out", footage, runs)
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("<!-- /REPLAY-HEADLINE -->\n\nRest.\n")
+    assert "| **False firearms alerts (to TFC)** | **1** | **0** |" in text
+    assert f"![Alerts timeline](out/{TIMELINE_PLOT})" in text
 
 
 def test_frame_log_maps_capture_times_to_frame_indexes():
