@@ -252,10 +252,12 @@ class _Parser:
             is_end[block : block + _CHUNK] = self.array[before] == _NEWLINE
         is_end[-1] = True
         line_ends = np.flatnonzero(is_end)
+        del is_end
+        unquoted_newlines = len(line_ends) - unterminated
         if not self._header(int(starts[0]), int(starts[line_ends[0]]) - 1):
             return self.result
         previous, line_ends = line_ends[:-1], line_ends[1:]
-        line_numbers = np.arange(2, len(line_ends) + 2)
+        line_numbers = np.arange(2, len(line_ends) + 2, dtype=np.int32)
         field_counts = line_ends - previous
         wrong = field_counts != len(HEADER)
         if wrong.any():
@@ -263,10 +265,10 @@ class _Parser:
                 starts, previous[wrong], line_ends[wrong], field_counts[wrong]
             )
             line_ends, line_numbers = line_ends[~wrong], line_numbers[~wrong]
+        del previous, field_counts, wrong
         row_start = starts[line_ends - len(HEADER)].astype(np.int64)
-        unquoted_newlines = int(np.count_nonzero(is_end)) - unterminated
         if len(self.newlines) != unquoted_newlines:
-            line_numbers = np.searchsorted(self.newlines, row_start) + 1
+            line_numbers = (np.searchsorted(self.newlines, row_start) + 1).astype(np.int32)
         self._columns(starts, line_ends, row_start, line_numbers, scan.quotes)
         return self.result
 
@@ -386,12 +388,14 @@ class _Parser:
             return text
 
         markers = self._by_value(
-            hashes["markers"], row_start, "markers", text_of("markers"), _parse_markers
+            hashes.pop("markers"), row_start, "markers", text_of("markers"), _parse_markers
         ).astype(np.uint8)
-        added = self._by_value(hashes["added"], row_start, "added", text_of("added"), _parse_date)
+        added = self._by_value(
+            hashes.pop("added"), row_start, "added", text_of("added"), _parse_date
+        ).astype(np.int32)
         expires = self._by_value(
-            hashes["expires"], row_start, "expires", text_of("expires"), _parse_date
-        )
+            hashes.pop("expires"), row_start, "expires", text_of("expires"), _parse_date
+        ).astype(np.int32)
 
         known = (added >= 0) & (expires >= 0)
         self._report(
@@ -421,10 +425,10 @@ class _Parser:
             expires, id_hash = expires[keep], id_hash[keep]
         result = self.result
         result.row_start = row_start
-        result.lines = line_numbers.astype(np.int32)
+        result.lines = line_numbers
         result.codes = codes
         result.markers = markers
-        result.expires = expires.astype(np.int32)
+        result.expires = expires
         result.id_hash = id_hash
 
     def _check_quotes(self, quotes: np.ndarray) -> None:
@@ -525,21 +529,26 @@ class _Parser:
         """
         ordered = np.sort(hashes)
         distinct = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+        del ordered
         inverse = np.searchsorted(distinct, hashes)
         first = np.empty(len(distinct), np.int64)
-        first[inverse[::-1]] = np.arange(len(hashes) - 1, -1, -1)
+        first[inverse[::-1]] = np.arange(len(hashes) - 1, -1, -1, dtype=np.int32)
         values = np.zeros(len(distinct), np.int64)
         reasons: list[str | None] = []
         for index, row in enumerate(first.tolist()):
             values[index], reason = parse(text_of(row))
             reasons.append(reason)
+        result = values[inverse]
         failing = np.array([reason is not None for reason in reasons], bool)
-        self._report(
-            row_start[failing[inverse]],
-            name,
-            lambda offset: reasons[inverse[np.searchsorted(row_start, offset)]],
-        )
-        return np.where(failing[inverse], -1, values[inverse])
+        if failing.any():
+            bad = failing[inverse]
+            self._report(
+                row_start[bad],
+                name,
+                lambda offset: reasons[inverse[np.searchsorted(row_start, offset)]],
+            )
+            result[bad] = -1
+        return result
 
 
 def _any_of(values: np.ndarray, wanted: tuple[int, ...]) -> np.ndarray:
