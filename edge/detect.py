@@ -1,0 +1,276 @@
+"""Plate detection: candidate plate boxes in a BGR image of any size.
+
+Two backends, chosen by measurement (see the Detector section of models/README.md):
+
+- "text": the PP-OCRv4 text detector (a DBNet, Apache-2.0, from the registry wheel
+  rapidocr-onnxruntime; `models/build/fetch_text_detector.py` fetches it) run with onnxruntime,
+  with DB post-processing in OpenCV and a filter that keeps plate-shaped lines of text.
+- "morphology": dark-on-light character strokes (black-hat, horizontal gradient, closing),
+  contours kept by plate shape; needs no model, much less accurate.
+
+Both return boxes grown from the characters to the plate's usual extent, because the reader is
+trained on whole-plate crops.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from edge.config import DetectorConfig
+from edge.types import Box, Detection, Detector
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEXT_MODEL = Path(__file__).resolve().parents[1] / "models" / "text_detector.onnx"
+
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+"""PaddleOCR's normalisation for its detectors, applied to BGR channels as PaddleOCR does."""
+
+_MIN_SIDE_PX = 16
+"""Images smaller than this on either side hold no readable plate."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlateShape:
+    """Which lines of text can be a plate, and how far the plate extends around its text."""
+
+    min_aspect: float = 1.4
+    max_aspect: float = 9.0
+    min_text_height_px: int = 7
+    grow_x: float = 0.02
+    """Fraction of the text width added on each side (plate margins, an EU/UK side strip)."""
+    grow_y: float = 0.08
+    """Fraction of the text height added above and below (plate margins)."""
+
+    def accepts(self, width: float, height: float) -> bool:
+        return (
+            height >= self.min_text_height_px
+            and self.min_aspect <= width / max(height, 1e-6) <= self.max_aspect
+        )
+
+    def plate_box(
+        self, x: float, y: float, w: float, h: float, image_shape: tuple[int, ...]
+    ) -> Box:
+        dx, dy = w * self.grow_x, h * self.grow_y
+        height, width = image_shape[:2]
+        x0, y0 = max(0, round(x - dx)), max(0, round(y - dy))
+        x1, y1 = min(width, round(x + w + dx)), min(height, round(y + h + dy))
+        return (x0, y0, x1 - x0, y1 - y0)
+
+
+def as_bgr(image: object) -> np.ndarray | None:
+    """The image as contiguous BGR uint8, or None when it cannot hold a plate."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+        return None
+    if min(image.shape[:2]) < _MIN_SIDE_PX:
+        return None
+    if image.dtype != np.uint8:
+        image = np.clip(np.nan_to_num(image), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    channels = image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if channels != 3:
+        return None
+    return np.ascontiguousarray(image)
+
+
+def _merge_line_pieces(boxes: list[tuple[float, float, float, float, float]]) -> list[tuple]:
+    """Join text boxes that continue one line (a plate split at the gap between its groups).
+
+    Boxes are (x, y, w, h, score); two join when their heights and vertical centres agree and the
+    horizontal gap between them is under one character height.
+    """
+    boxes = sorted(boxes)
+    merged: list[tuple[float, float, float, float, float]] = []
+    for box in boxes:
+        for i, other in enumerate(merged):
+            ox, oy, ow, oh, os_ = other
+            x, y, w, h, s = box
+            same_height = 0.7 <= h / oh <= 1.0 / 0.7
+            same_line = abs((y + h / 2) - (oy + oh / 2)) < 0.3 * max(h, oh)
+            gap = x - (ox + ow)
+            if same_height and same_line and -0.5 * h < gap < 1.0 * max(h, oh):
+                x0, y0 = min(x, ox), min(y, oy)
+                x1, y1 = max(x + w, ox + ow), max(y + h, oy + oh)
+                merged[i] = (x0, y0, x1 - x0, y1 - y0, (s * w + os_ * ow) / (w + ow))
+                break
+        else:
+            merged.append(box)
+    return merged
+
+
+class TextLineDetector:
+    """PP-OCRv4 DBNet text detection, kept to plate-shaped lines of text."""
+
+    def __init__(
+        self,
+        model: Path = DEFAULT_TEXT_MODEL,
+        *,
+        input_long_side: int = 640,
+        min_score: float = 0.3,
+        max_detections: int = 8,
+        shape: PlateShape = PlateShape(),
+        threads: int = 0,
+    ):
+        if not model.is_file():
+            raise FileNotFoundError(
+                f"text detector model {model} is missing: run "
+                "'python -m models.build.fetch_text_detector' to fetch it"
+            )
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"]
+        )
+        self._input_name = self._session.get_inputs()[0].name
+        self.input_long_side = input_long_side
+        self.min_score = min_score
+        self.max_detections = max_detections
+        self.shape = shape
+        self.pixel_threshold = 0.3
+        self.unclip_ratio = 1.6
+
+    def _network_input(self, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        scale = min(self.input_long_side / max(height, width), 2.0)
+        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        resized = cv2.resize(
+            image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
+        blob = (resized.astype(np.float32) * (1 / 255.0) - _IMAGENET_MEAN) / _IMAGENET_STD
+        return blob.transpose(2, 0, 1)[None]
+
+    def probability_map(self, image: np.ndarray) -> np.ndarray:
+        """Per-pixel text probability at the network's input resolution."""
+        return self._session.run(None, {self._input_name: self._network_input(image)})[0][0, 0]
+
+    def _text_lines(
+        self, probability: np.ndarray
+    ) -> list[tuple[float, float, float, float, float]]:
+        """Axis-aligned (x, y, w, h, score) text lines in probability-map pixels."""
+        mask = cv2.dilate((probability > self.pixel_threshold).astype(np.uint8), np.ones((2, 2)))
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        lines = []
+        for contour in contours:
+            (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
+            if min(rw, rh) < 2:
+                continue
+            x, y, w, h = cv2.boundingRect(contour)
+            region = mask[y : y + h, x : x + w] > 0
+            score = float(probability[y : y + h, x : x + w][region].mean())
+            if score < self.min_score:
+                continue
+            # DB predicts a shrunk text kernel: grow it back by area * ratio / perimeter.
+            grow = rw * rh * self.unclip_ratio / (2 * (rw + rh))
+            corners = cv2.boxPoints(((cx, cy), (rw + 2 * grow, rh + 2 * grow), angle))
+            (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+            lines.append((float(x0), float(y0), float(x1 - x0), float(y1 - y0), score))
+        return lines
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        bgr = as_bgr(image)
+        if bgr is None:
+            return []
+        probability = self.probability_map(bgr)
+        sx, sy = bgr.shape[1] / probability.shape[1], bgr.shape[0] / probability.shape[0]
+        detections = []
+        for x, y, w, h, score in _merge_line_pieces(self._text_lines(probability)):
+            x, y, w, h = x * sx, y * sy, w * sx, h * sy
+            if self.shape.accepts(w, h):
+                box = self.shape.plate_box(x, y, w, h, bgr.shape)
+                detections.append(Detection(box=box, score=round(min(score, 1.0), 4)))
+        detections.sort(key=lambda d: d.score, reverse=True)
+        return detections[: self.max_detections]
+
+
+class MorphologyDetector:
+    """Dark characters on a light plate found by black-hat filtering; no model needed."""
+
+    def __init__(
+        self,
+        *,
+        work_width: int = 640,
+        min_score: float = 0.3,
+        max_detections: int = 8,
+        shape: PlateShape = PlateShape(min_aspect=1.8, max_aspect=8.0),
+    ):
+        self.work_width = work_width
+        self.min_score = min_score
+        self.max_detections = max_detections
+        self.shape = shape
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        bgr = as_bgr(image)
+        if bgr is None:
+            return []
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        scale = min(1.0, self.work_width / gray.shape[1])
+        if scale < 1.0:
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        candidates = []
+        for char_height in (6, 10, 16):
+            candidates.extend(self._candidates(gray, char_height))
+        detections = []
+        for x, y, w, h, score in _suppress_overlaps(candidates):
+            x, y, w, h = x / scale, y / scale, w / scale, h / scale
+            if score >= self.min_score:
+                box = self.shape.plate_box(x, y, w, h, bgr.shape)
+                detections.append(Detection(box=box, score=round(score, 4)))
+        return detections[: self.max_detections]
+
+    def _candidates(self, gray: np.ndarray, char_height: int) -> list[tuple]:
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (char_height * 3, char_height))
+        strokes = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel)
+        edges = np.abs(cv2.Sobel(strokes, cv2.CV_32F, 1, 0, ksize=3))
+        edges = cv2.normalize(edges, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        edges = cv2.GaussianBlur(edges, (5, 5), 0)
+        line_kernel = cv2.getStructuringElement(
+            cv2.MORPH_RECT, (char_height * 2 + 1, max(3, char_height // 2))
+        )
+        closed = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, line_kernel)
+        _, binary = cv2.threshold(closed, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        binary = cv2.dilate(cv2.erode(binary, None), None)
+        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        found = []
+        for contour in contours:
+            x, y, w, h = cv2.boundingRect(contour)
+            if not (0.8 * char_height <= h <= 4 * char_height and self.shape.accepts(w, h)):
+                continue
+            # Score: how solidly the region is filled with stroke edges, and how strong they are.
+            fill = cv2.contourArea(contour) / float(w * h)
+            strength = float(closed[y : y + h, x : x + w].mean()) / 255.0
+            found.append((x, y, w, h, min(1.0, fill * (0.5 + strength))))
+        return found
+
+
+def _suppress_overlaps(boxes: list[tuple], max_overlap: float = 0.3) -> list[tuple]:
+    """Greedy non-maximum suppression of (x, y, w, h, score) boxes, best first."""
+    if not boxes:
+        return []
+    rects = [[int(b[0]), int(b[1]), int(b[2]), int(b[3])] for b in boxes]
+    keep = cv2.dnn.NMSBoxes(rects, [float(b[4]) for b in boxes], 0.0, max_overlap)
+    return [boxes[i] for i in np.array(keep).reshape(-1)]
+
+
+def make_detector(config: DetectorConfig) -> Detector:
+    """The detector backend named in the config ("default" is the best measured one: "text")."""
+    if config.backend == "morphology":
+        return MorphologyDetector(min_score=config.min_score, max_detections=config.max_detections)
+    return TextLineDetector(
+        config.model or DEFAULT_TEXT_MODEL,
+        input_long_side=config.input_long_side,
+        min_score=config.min_score,
+        max_detections=config.max_detections,
+    )

@@ -1,0 +1,177 @@
+"""Plate detection: synthetic composites at known boxes, odd inputs, backends, shared photos."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from benchmarks.synthetic.render import render_plate
+from edge.config import DetectorConfig
+from edge.detect import DEFAULT_TEXT_MODEL, MorphologyDetector, TextLineDetector, make_detector
+from edge.types import Box, Detection, Detector
+from models.build.fetch_text_detector import MODEL_SHA256
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def box_iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return ix * iy / float(aw * ah + bw * bh - ix * iy)
+
+
+def textured_background(width: int, height: int, seed: int) -> np.ndarray:
+    """Road-scene-like clutter: smooth shading, grain, and a few darker car-body blocks."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(60, 190, size=(6, 8, 3)).astype(np.float32)
+    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    image += rng.normal(0, 6, size=image.shape).astype(np.float32)
+    for _ in range(4):
+        x, y = int(rng.integers(0, width - 100)), int(rng.integers(0, height - 60))
+        w, h = int(rng.integers(60, 300)), int(rng.integers(30, 160))
+        cv2.rectangle(image, (x, y), (x + w, y + h), rng.uniform(20, 120, 3).tolist(), -1)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def plate_scene(
+    vrm: str = "AB12CDE",
+    char_height_px: int = 32,
+    at: tuple[int, int] = (400, 300),
+    size: tuple[int, int] = (1280, 720),
+    seed: int = 0,
+    rear: bool = True,
+) -> tuple[np.ndarray, Box]:
+    """A rendered UK plate pasted on a textured background, and its box."""
+    image = textured_background(*size, seed=seed)
+    plate = render_plate(vrm, rear=rear, char_height_px=char_height_px)
+    x, y = at
+    h, w = plate.shape[:2]
+    image[y : y + h, x : x + w] = plate
+    return image, (x, y, w, h)
+
+
+@pytest.fixture(scope="module")
+def detectors() -> dict[str, Detector]:
+    return {name: make_detector(DetectorConfig(backend=name)) for name in ("text", "morphology")}
+
+
+@pytest.fixture(scope="module")
+def text_detector(detectors) -> Detector:
+    return detectors["text"]
+
+
+@pytest.mark.parametrize(
+    ("char_height_px", "at", "rear"),
+    [(20, (150, 500), False), (32, (700, 200), True), (60, (300, 250), True)],
+)
+def test_text_detector_finds_a_pasted_plate(text_detector, char_height_px, at, rear):
+    image, truth = plate_scene(char_height_px=char_height_px, at=at, rear=rear, seed=char_height_px)
+    detections = text_detector.detect(image)
+    assert detections, "no plate found"
+    assert box_iou(detections[0].box, truth) >= 0.5
+    assert len(detections) <= 3, f"too many false candidates: {detections}"
+
+
+def test_morphology_detector_finds_a_pasted_plate(detectors):
+    image, truth = plate_scene(char_height_px=32, size=(960, 540), seed=3)
+    detections = detectors["morphology"].detect(image)
+    assert max(box_iou(d.box, truth) for d in detections) >= 0.3
+
+
+@pytest.mark.parametrize("backend", ["text", "morphology"])
+def test_detections_are_ordered_scored_and_inside_the_image(detectors, backend):
+    image, _ = plate_scene(char_height_px=28, size=(800, 450), at=(100, 200), seed=5)
+    detections = detectors[backend].detect(image)
+    assert detections
+    scores = [d.score for d in detections]
+    assert scores == sorted(scores, reverse=True)
+    for detection in detections:
+        assert isinstance(detection, Detection)
+        assert 0.0 <= detection.score <= 1.0
+        x, y, w, h = detection.box
+        assert x >= 0 and y >= 0 and w > 0 and h > 0
+        assert x + w <= 800 and y + h <= 450
+
+
+def test_grayscale_and_bgra_images_are_handled(text_detector):
+    image, truth = plate_scene(char_height_px=36, size=(960, 540), seed=7)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+    for variant in (gray, gray[..., None], bgra):
+        detections = text_detector.detect(variant)
+        assert detections and box_iou(detections[0].box, truth) >= 0.5
+
+
+@pytest.mark.parametrize("backend", ["text", "morphology"])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((5, 5, 3), np.uint8),
+        np.zeros((720, 3, 3), np.uint8),
+        np.zeros((64, 64, 2), np.uint8),
+        np.zeros((4,), np.uint8),
+        np.full((120, 200, 3), 255, np.uint8),
+        np.random.default_rng(1).normal(128, 200, (100, 150, 3)),
+        None,
+    ],
+    ids=["empty", "tiny", "thin", "two-channel", "1-d", "blank", "float-noise", "none"],
+)
+def test_odd_inputs_give_a_list_without_raising(detectors, backend, odd):
+    detections = detectors[backend].detect(odd)
+    assert isinstance(detections, list)
+    if odd is None or odd.ndim != 3 or min(odd.shape[:2]) < 16 or odd.shape[2] == 2:
+        assert detections == []
+
+
+def test_a_small_image_is_upscaled_enough_to_find_its_plate(text_detector):
+    image, truth = plate_scene(char_height_px=14, size=(320, 180), at=(60, 70), seed=9)
+    detections = text_detector.detect(image)
+    assert detections and box_iou(detections[0].box, truth) >= 0.4
+
+
+def test_make_detector_by_name():
+    assert isinstance(make_detector(DetectorConfig(backend="default")), TextLineDetector)
+    assert isinstance(make_detector(DetectorConfig(backend="text")), TextLineDetector)
+    assert isinstance(make_detector(DetectorConfig(backend="morphology")), MorphologyDetector)
+
+
+def test_unknown_backend_is_a_clear_config_error():
+    with pytest.raises(ValidationError, match="'default', 'text' or 'morphology'"):
+        DetectorConfig(backend="yolo")
+
+
+def test_missing_model_file_names_the_fetch_script(tmp_path):
+    with pytest.raises(FileNotFoundError, match="fetch_text_detector"):
+        make_detector(DetectorConfig(model=tmp_path / "absent.onnx"))
+
+
+def test_bundled_model_is_the_one_the_fetch_script_rebuilds():
+    assert hashlib.sha256(DEFAULT_TEXT_MODEL.read_bytes()).hexdigest() == MODEL_SHA256
+
+
+def _shared_labels(count_per_set: int) -> list[tuple[Path, Box]]:
+    labels = []
+    for set_name in ("openalpr-eu-dev", "openalpr-us-dev"):
+        for label in sorted((SHARED_DATA / set_name).glob("*.txt"))[:count_per_set]:
+            name, x, y, w, h, _ = label.read_text(encoding="utf-8").strip().split("\t")
+            labels.append((label.parent / name, (int(x), int(y), int(w), int(h))))
+    return labels
+
+
+def test_recall_on_a_handful_of_shared_photos(text_detector):
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared photos absent ({SHARED_DATA})")
+    labels = _shared_labels(count_per_set=3)
+    found = 0
+    for image_path, truth in labels:
+        detections = text_detector.detect(cv2.imread(str(image_path)))
+        found += any(box_iou(d.box, truth) >= 0.3 for d in detections)
+    assert found >= 0.8 * len(labels), f"found {found} of {len(labels)} plates"
