@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 from pathlib import Path
@@ -390,7 +391,10 @@ def replace_atomically(path: Path, *rows: str) -> None:
     os.replace(temporary, path)
 
 
-def test_watcher_swaps_in_a_replaced_file_and_keeps_the_old_list_when_the_new_one_is_bad(tmp_path):
+def test_watcher_swaps_in_a_replaced_file_and_keeps_the_old_list_when_the_new_one_is_bad(
+    tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="edge.hotlist")
     path = write(tmp_path / "live.csv", row("OLD-1", "ZZ99FAK"))
     watcher = HotlistWatcher([path], interval_s=60)
     assert watcher.reload_now() is False, "nothing changed yet"
@@ -399,10 +403,12 @@ def test_watcher_swaps_in_a_replaced_file_and_keeps_the_old_list_when_the_new_on
     assert watcher.reload_now() is True
     assert watcher.current is not before
     assert len(watcher.current) == 2 and watcher.current.match("ZZ99FAK") == []
+    assert "hotlist reloaded: 2 entries from 1 files (firearms 0, gangs 2" in caplog.text
     good = watcher.current
     replace_atomically(path, row("BAD-1", "QQ11ABC", "arson"))
     assert watcher.reload_now() is False
     assert watcher.current is good
+    assert f"reload rejected, still using the previous list:\n{path}:2: markers" in caplog.text
     assert watcher.current.match("QQ11ABC")[0].entry.entry_id == "NEW-1"
     path.unlink()
     assert watcher.reload_now() is False

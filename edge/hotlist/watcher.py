@@ -44,6 +44,7 @@ class HotlistWatcher:
         self._current = load_hotlists(self.paths)
         self._seen = self._loaded
         self._stopping = threading.Event()
+        self._reloading = threading.Lock()
         self._thread: threading.Thread | None = None
         self._log_loaded("loaded")
 
@@ -64,18 +65,19 @@ class HotlistWatcher:
 
     def reload_now(self) -> bool:
         """Load the files if they changed since the last attempt; True when a new list is active."""
-        signature = _signature(self.paths)
-        if signature == self._loaded:
-            return False
-        self._loaded = signature
-        try:
-            hotlist = load_hotlists(self.paths)
-        except HotlistError as error:
-            logger.error("hotlist reload rejected, still using the previous list:\n%s", error)
-            return False
-        self._current = hotlist
-        self._log_loaded("reloaded")
-        return True
+        with self._reloading:
+            signature = _signature(self.paths)
+            if signature == self._loaded:
+                return False
+            self._loaded = signature
+            try:
+                hotlist = load_hotlists(self.paths)
+            except HotlistError as error:
+                logger.error("hotlist reload rejected, still using the previous list:\n%s", error)
+                return False
+            self._current = hotlist
+            self._log_loaded("reloaded")
+            return True
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval_s):
