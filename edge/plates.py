@@ -58,8 +58,11 @@ def _g(allowed: frozenset[str], min_len: int, max_len: int | None = None) -> _Gr
 
 
 FORMATS: tuple[_Format, ...] = (
-    _Format("current", (_g(_CURRENT_REGION, 1), _g(_CURRENT_LETTER, 1), _g(_DIGIT, 2),
-                        _g(_CURRENT_LETTER, 3)), 3),
+    _Format(
+        "current",
+        (_g(_CURRENT_REGION, 1), _g(_CURRENT_LETTER, 1), _g(_DIGIT, 2), _g(_CURRENT_LETTER, 3)),
+        3,
+    ),
     _Format("prefix", (_g(_YEAR_LETTER, 1), _g(_DIGIT, 1, 3), _g(_SERIES_LETTER, 3)), 2),
     _Format("suffix", (_g(_SERIES_LETTER, 3), _g(_DIGIT, 1, 3), _g(_YEAR_LETTER, 1)), 1),
     # Northern Ireland: an optional serial letter, a two-letter area code containing I or Z,
@@ -137,14 +140,16 @@ def display_text(vrm: str) -> str:
     return f"{text[:split]} {text[split:]}"
 
 
-_CONFUSABLE_COSTS: dict[tuple[str, str], float] = {}
+_LOOK_ALIKES: dict[str, dict[str, float]] = {}
+"""Read character -> characters it is often misread for -> substitution cost."""
 for _pairs, _cost in (
     (("O0", "I1", "S5", "B8", "Z2", "G6", "QO"), 1.0),
     (("D0",), 1.2),
     (("Q0", "A4", "T7", "T1", "L1", "J1", "U0", "C0", "B3", "E3", "IL", "IT", "IJ"), 1.5),
 ):
     for _a, _b in _pairs:
-        _CONFUSABLE_COSTS[(_a, _b)] = _CONFUSABLE_COSTS[(_b, _a)] = _cost
+        _LOOK_ALIKES.setdefault(_a, {})[_b] = _cost
+        _LOOK_ALIKES.setdefault(_b, {})[_a] = _cost
 
 MAX_SUBSTITUTIONS = 1
 """More than this and the read is more likely a foreign or unusual plate than a misread."""
@@ -167,23 +172,22 @@ def _substitution(
     read: str, allowed: frozenset[str], probs: np.ndarray | None
 ) -> tuple[str, float] | None:
     """The cheapest allowed replacement for the character `read`, with its cost, or None."""
-    best: tuple[str, float] | None = None
-    for candidate in sorted(allowed):
-        if probs is None:
-            cost = _CONFUSABLE_COSTS.get((read, candidate))
-        else:
-            p_candidate = float(probs[ALPHABET.index(candidate)])
-            if (read, candidate) not in _CONFUSABLE_COSTS and (
-                p_candidate < _MIN_CANDIDATE_PROBABILITY
-            ):
-                continue
-            p_read = float(probs[ALPHABET.index(read)])
+    look_alikes = _LOOK_ALIKES.get(read, {})
+    if probs is None:
+        options = [(cost, c) for c, cost in look_alikes.items() if c in allowed]
+    else:
+        likely = {ALPHABET[k] for k in np.flatnonzero(probs >= _MIN_CANDIDATE_PROBABILITY)}
+        p_read = max(float(probs[ALPHABET.index(read)]), _PROBABILITY_FLOOR)
+        options = []
+        for c in (likely | look_alikes.keys()) & allowed:
+            p = max(float(probs[ALPHABET.index(c)]), _PROBABILITY_FLOOR)
             # Even an even-odds swap costs a little, so that fewer substitutions win ties.
-            cost = max(0.05, math.log(max(p_read, _PROBABILITY_FLOOR))
-                       - math.log(max(p_candidate, _PROBABILITY_FLOOR)))  # fmt: skip
-        if cost is not None and cost <= _MAX_SUBSTITUTION_COST and (best is None or cost < best[1]):
-            best = (candidate, cost)
-    return best
+            options.append((max(0.05, math.log(p_read / p)), c))
+    options = [option for option in options if option[0] <= _MAX_SUBSTITUTION_COST]
+    if not options:
+        return None
+    cost, char = min(options)
+    return char, cost
 
 
 def corrections(text: str, char_probs: np.ndarray | None = None) -> list[Correction]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edge.plates import ALPHABET, correct, corrections, format_slots, normalise, uk_format
+from edge.plates import ALPHABET, correct, corrections, format_slots, normalise
 from edge.types import PlateRead, Reader
 
 if TYPE_CHECKING:
@@ -210,15 +210,17 @@ class EasyOcrReader:
         text = "".join(normalise(piece[1]) for piece in pieces)
         if not text:
             return None
-        confidences = tuple(float(piece[2]) for piece in pieces for _ in normalise(piece[1]))
+        # easyocr scores each text box, not each character: a box's score is given to each of
+        # its characters, and the read's confidence is the product over boxes.
+        confidence = float(np.prod([float(piece[2]) for piece in pieces]))
+        char_scores = tuple(float(piece[2]) for piece in pieces for _ in normalise(piece[1]))
         corrected, plate_format = correct(text)
-        alternatives = ((text, float(np.prod(confidences))),) if corrected != text else ()
         return PlateRead(
             text=corrected,
-            confidence=float(np.prod(confidences)),
-            char_confidences=confidences,
-            alternatives=alternatives,
-            plate_format=plate_format or uk_format(corrected),
+            confidence=confidence,
+            char_confidences=char_scores,
+            alternatives=((text, confidence),) if corrected != text else (),
+            plate_format=plate_format,
         )
 
 
