@@ -526,6 +526,10 @@ class AlertPublisher:
             socket.send_multipart([session.routing_id, payload], zmq.NOBLOCK)
             return True
         except zmq.Again:
+            if session.caught_up:
+                logger.info(
+                    "alerts: console %s is behind; feeding it from the journal", session.name
+                )
             session.caught_up = False
             return False
         except zmq.ZMQError as error:
