@@ -1,0 +1,355 @@
+"""Detection + reading over folders of labelled photos: recall, accuracy and timing.
+
+    python -m benchmarks.read_eval [FOLDER ...] [--json] [--reader onnx|easyocr]
+                                   [--detector default|text|morphology] [--split heldout|all]
+
+Each FOLDER holds photos and one NAME.txt per photo, each line tab-separated
+`IMAGE_FILE x y width height PLATE_TEXT` (the format of ../shared/data/README.md). Photos go
+through the daemon's own PlateFinder (detector, plate crop with margin, reader, confidence
+threshold). A labelled plate counts as detected when a detection overlaps its box with
+IoU >= 0.3; its predicted text is the most confident read among those detections.
+
+Reported: detection recall; exact full-plate accuracy end to end (of all labelled plates), on
+detected plates, and "reader only" (reading the labelled box, so the two halves can be told
+apart); character accuracy (1 - edit distance / longer length); ms per photo (detect + read),
+ms per plate crop read, and ms per 1280x720 frame (a sample of photos resized to 1280x720).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.config import DetectorConfig, ReaderConfig
+from edge.detect import make_detector
+from edge.hotlist.matching import edit_distance
+from edge.pipeline import PlateFinder
+from edge.plates import normalise
+from edge.read import make_reader
+from edge.types import Box, Detection, PlateRead
+
+logger = logging.getLogger(__name__)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_FOLDERS = (SHARED_DATA / "openalpr-eu-dev", SHARED_DATA / "openalpr-us-dev")
+RESULTS = Path(__file__).resolve().parent / "results" / "read_eval.json"
+MATCH_IOU = 0.3
+FRAME_SIZE = (1280, 720)
+FRAME_SAMPLE = 20
+"""Photos resized to FRAME_SIZE for the per-frame timing."""
+
+
+class LabelError(ValueError):
+    """A label file that cannot be used; the message names the file, line and field."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPlate:
+    image_path: Path
+    box: Box
+    text: str
+
+
+def parse_label_line(line: str, where: str, folder: Path) -> LabelledPlate:
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) != 6:
+        raise LabelError(
+            f"{where}: expected 6 tab-separated fields "
+            f"(IMAGE_FILE x y width height PLATE_TEXT), found {len(fields)}"
+        )
+    image_name, *numbers, text = fields
+    box = []
+    for name, value in zip(("x", "y", "width", "height"), numbers, strict=True):
+        try:
+            box.append(int(float(value)))
+        except ValueError:
+            raise LabelError(f"{where}: field {name}: not a number: {value!r}") from None
+    if box[2] <= 0 or box[3] <= 0:
+        raise LabelError(f"{where}: fields width/height: must be positive, got {box[2]}x{box[3]}")
+    plate = normalise(text)
+    if not plate:
+        raise LabelError(f"{where}: field PLATE_TEXT: no letters or digits in {text!r}")
+    image_path = folder / image_name
+    if not image_path.is_file():
+        raise LabelError(f"{where}: field IMAGE_FILE: no such file {image_path}")
+    return LabelledPlate(image_path, (box[0], box[1], box[2], box[3]), plate)
+
+
+def load_labels(folder: Path) -> list[LabelledPlate]:
+    """Every labelled plate in a folder, in file-name order."""
+    plates = []
+    for label_path in sorted(folder.glob("*.txt")):
+        lines = label_path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                plates.append(parse_label_line(line, f"{label_path}: line {number}", folder))
+    return plates
+
+
+def iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / float(aw * ah + bw * bh - inter)
+
+
+def char_accuracy(predicted: str, truth: str) -> float:
+    return 1.0 - edit_distance(predicted, truth) / max(len(predicted), len(truth), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateOutcome:
+    name: str
+    truth: str
+    detected: bool
+    predicted: str
+    """End to end: the most confident read over matching detections ("" when none)."""
+    reader_only: str
+    """The read of the labelled box itself ("" when nothing legible)."""
+    photo_ms: float
+    read_ms: tuple[float, ...]
+    detections: int
+
+
+def _timed(function: Callable, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return result, (time.perf_counter() - start) * 1000.0
+
+
+def _text(read: PlateRead | None) -> str:
+    return read.text if read is not None else ""
+
+
+def evaluate_plate(finder: PlateFinder, plate: LabelledPlate, image: np.ndarray) -> PlateOutcome:
+    detections, detect_ms = _timed(finder.detect, image)
+    reads: list[tuple[Detection, PlateRead | None]] = []
+    read_ms = []
+    for detection in detections:
+        read, ms = _timed(finder.read, image, detection)
+        reads.append((detection, read))
+        read_ms.append(ms)
+    matching = [(d, r) for d, r in reads if iou(d.box, plate.box) >= MATCH_IOU]
+    legible = [r for _, r in matching if r is not None]
+    best = max(legible, key=lambda r: r.confidence, default=None)
+    labelled = Detection(box=plate.box, score=1.0)
+    return PlateOutcome(
+        name=plate.image_path.name,
+        truth=plate.text,
+        detected=bool(matching),
+        predicted=_text(best),
+        reader_only=_text(finder.read(image, labelled)),
+        photo_ms=detect_ms + sum(read_ms),
+        read_ms=tuple(read_ms),
+        detections=len(detections),
+    )
+
+
+def frame_ms(finder: PlateFinder, images: Sequence[np.ndarray]) -> list[float]:
+    """Detect + read time of each image resized to a 1280x720 frame."""
+    times = []
+    for image in images:
+        frame = cv2.resize(image, FRAME_SIZE, interpolation=cv2.INTER_AREA)
+        start = time.perf_counter()
+        finder.find(frame)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def _ratio(count: int, total: int) -> float | None:
+    return round(count / total, 4) if total else None
+
+
+def _median(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return round(statistics.median(values), 2) if values else None
+
+
+def _p95(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return round(float(np.percentile(values, 95)), 2) if values else None
+
+
+def summarise(outcomes: Sequence[PlateOutcome], frame_times: Sequence[float]) -> dict:
+    total = len(outcomes)
+    detected = [o for o in outcomes if o.detected]
+    crop_times = [ms for o in outcomes for ms in o.read_ms]
+    return {
+        "plates": total,
+        "detection_recall": _ratio(len(detected), total),
+        "exact_accuracy": _ratio(sum(o.predicted == o.truth for o in outcomes), total),
+        "exact_accuracy_detected": _ratio(
+            sum(o.predicted == o.truth for o in detected), len(detected)
+        ),
+        "exact_accuracy_reader_only": _ratio(
+            sum(o.reader_only == o.truth for o in outcomes), total
+        ),
+        "char_accuracy": round(
+            statistics.fmean(char_accuracy(o.predicted, o.truth) for o in outcomes), 4
+        )
+        if outcomes
+        else None,
+        "char_accuracy_reader_only": round(
+            statistics.fmean(char_accuracy(o.reader_only, o.truth) for o in outcomes), 4
+        )
+        if outcomes
+        else None,
+        "detections_per_photo": round(statistics.fmean(o.detections for o in outcomes), 2)
+        if outcomes
+        else None,
+        "ms_per_photo_median": _median(o.photo_ms for o in outcomes),
+        "ms_per_photo_p95": _p95(o.photo_ms for o in outcomes),
+        "ms_per_crop_median": _median(crop_times),
+        "ms_per_1280x720_frame_median": _median(frame_times),
+        "ms_per_1280x720_frame_p95": _p95(frame_times),
+    }
+
+
+def heldout_filter(split: str) -> Callable[[Path, LabelledPlate], bool]:
+    """Which photos a split keeps; 'heldout' uses the reader's training split."""
+    if split == "all":
+        return lambda folder, plate: True
+    from models.build.reader_data import REAL_SETS, is_held_out
+
+    def keep(folder: Path, plate: LabelledPlate) -> bool:
+        if folder.name not in REAL_SETS:
+            return True  # the reader never trained on other folders
+        return is_held_out(folder.name, plate.image_path.name)
+
+    return keep
+
+
+def evaluate(
+    folders: Sequence[Path],
+    finder: PlateFinder,
+    split: str = "all",
+    frame_sample: int = FRAME_SAMPLE,
+) -> dict:
+    keep = heldout_filter(split)
+    outcomes: dict[str, list[PlateOutcome]] = {}
+    frame_images: list[np.ndarray] = []
+    for folder in folders:
+        plates = [p for p in load_labels(folder) if keep(folder, p)]
+        outcomes[folder.name] = []
+        for plate in plates:
+            image = cv2.imread(str(plate.image_path))
+            if image is None:
+                raise LabelError(f"{plate.image_path}: cannot be read as an image")
+            outcomes[folder.name].append(evaluate_plate(finder, plate, image))
+            if len(frame_images) < frame_sample:
+                frame_images.append(image)
+    frame_times = frame_ms(finder, frame_images)
+    everything = [o for folder_outcomes in outcomes.values() for o in folder_outcomes]
+    return {
+        "split": split,
+        "overall": summarise(everything, frame_times),
+        "folders": {name: summarise(items, []) for name, items in outcomes.items()},
+        "misses": [
+            {
+                "photo": o.name,
+                "truth": o.truth,
+                "detected": o.detected,
+                "read": o.predicted,
+                "reader_only": o.reader_only,
+            }
+            for o in everything
+            if o.predicted != o.truth
+        ],
+    }
+
+
+_TABLE_ROWS = (
+    ("plates", "labelled plates", "{}"),
+    ("detection_recall", "detection recall (IoU >= 0.3)", "{:.1%}"),
+    ("exact_accuracy", "exact plate, end to end", "{:.1%}"),
+    ("exact_accuracy_detected", "exact plate, of detected", "{:.1%}"),
+    ("exact_accuracy_reader_only", "exact plate, reader on label box", "{:.1%}"),
+    ("char_accuracy", "character accuracy, end to end", "{:.1%}"),
+    ("char_accuracy_reader_only", "character accuracy, reader only", "{:.1%}"),
+    ("detections_per_photo", "detections per photo", "{:.2f}"),
+    ("ms_per_photo_median", "ms per photo (detect+read), median", "{:.1f}"),
+    ("ms_per_photo_p95", "ms per photo (detect+read), p95", "{:.1f}"),
+    ("ms_per_crop_median", "ms per plate crop read, median", "{:.2f}"),
+    ("ms_per_1280x720_frame_median", "ms per 1280x720 frame, median", "{:.1f}"),
+    ("ms_per_1280x720_frame_p95", "ms per 1280x720 frame, p95", "{:.1f}"),
+)
+
+
+def format_table(report: dict) -> str:
+    columns = {"all": report["overall"], **report["folders"]}
+    header = ["metric", *columns]
+    rows = [header]
+    for key, label, pattern in _TABLE_ROWS:
+        values = [columns[c].get(key) for c in columns]
+        if all(v is None for v in values):
+            continue
+        rows.append([label, *("-" if v is None else pattern.format(v) for v in values)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([f"split: {report['split']}", *lines])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*", type=Path, metavar="FOLDER")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object, no table.")
+    parser.add_argument("--reader", choices=["onnx", "easyocr"], default="onnx")
+    parser.add_argument("--detector", choices=["default", "text", "morphology"], default="default")
+    parser.add_argument("--input-long-side", type=int, default=None,
+                        help="Text detector input size (default: the config default).")  # fmt: skip
+    parser.add_argument("--split", choices=["heldout", "all"], default="all",
+                        help="'heldout': only the shared photos the reader did not train on.")  # fmt: skip
+    parser.add_argument("--frame-sample", type=int, default=FRAME_SAMPLE,
+                        help="Photos resized to 1280x720 for the per-frame timing.")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="Also write the JSON report here.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    folders = args.folders or [f for f in DEFAULT_FOLDERS if f.is_dir()]
+    if not folders:
+        print(f"read_eval: no folders given and no shared data under {SHARED_DATA}; skipping")
+        return 0
+    missing = [f for f in folders if not f.is_dir()]
+    if missing:
+        print(f"read_eval: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    detector_options = {"backend": args.detector}
+    if args.input_long_side:
+        detector_options["input_long_side"] = args.input_long_side
+    reader_config = ReaderConfig(backend=args.reader)
+    finder = PlateFinder(
+        make_detector(DetectorConfig(**detector_options)),
+        make_reader(reader_config),
+        reader_config.min_confidence,
+    )
+    try:
+        report = evaluate(folders, finder, args.split, args.frame_sample)
+    except LabelError as error:
+        print(f"read_eval: {error}", file=sys.stderr)
+        return 2
+    report["detector"] = DetectorConfig(**detector_options).model_dump(mode="json")
+    report["reader"] = reader_config.model_dump(mode="json")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report) if args.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

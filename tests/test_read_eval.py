@@ -1,0 +1,101 @@
+"""The reading evaluation harness: label parsing, metrics, and a run over a generated folder."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from benchmarks import read_eval
+from benchmarks.read_eval import LabelError, char_accuracy, iou, load_labels
+from edge.read import DEFAULT_MODEL as READER_MODEL
+from tests.test_detect import plate_scene
+
+PLATES = [
+    ("AB12CDE", 34, (300, 380)),
+    ("YX07KLM", 26, (700, 200)),
+    ("GF63PRT", 42, (150, 120)),
+]
+
+
+def write_labelled_folder(folder, plates=PLATES):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (vrm, char_height_px, at) in enumerate(plates):
+        image, (x, y, w, h) = plate_scene(vrm, char_height_px, at, size=(1024, 576), seed=index)
+        cv2.imwrite(str(folder / f"photo{index}.png"), image)
+        (folder / f"photo{index}.txt").write_text(f"photo{index}.png\t{x}\t{y}\t{w}\t{h}\t{vrm}\n")
+    return folder
+
+
+def test_labels_are_loaded_in_file_order(tmp_path):
+    folder = write_labelled_folder(tmp_path / "set", PLATES[:2])
+    labels = load_labels(folder)
+    assert [label.text for label in labels] == ["AB12CDE", "YX07KLM"]
+    assert labels[0].image_path == folder / "photo0.png"
+    assert labels[0].box[2] > labels[0].box[3] > 0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("photo0.png\t1\t2\t3\tAB12CDE", "line 1: expected 6 tab-separated fields"),
+        ("photo0.png\t1\ttwo\t30\t10\tAB12CDE", "line 1: field y: not a number"),
+        ("photo0.png\t1\t2\t0\t10\tAB12CDE", "line 1: fields width/height: must be positive"),
+        ("photo0.png\t1\t2\t30\t10\t--", "line 1: field PLATE_TEXT"),
+        ("absent.png\t1\t2\t30\t10\tAB12CDE", "line 1: field IMAGE_FILE: no such file"),
+    ],
+)
+def test_bad_label_lines_name_file_line_and_field(tmp_path, line, message):
+    folder = write_labelled_folder(tmp_path / "set", PLATES[:1])
+    (folder / "photo0.txt").write_text(line + "\n")
+    with pytest.raises(LabelError, match=message) as error:
+        load_labels(folder)
+    assert "photo0.txt" in str(error.value)
+
+
+def test_bad_label_makes_the_command_fail_cleanly(tmp_path, capsys):
+    folder = write_labelled_folder(tmp_path / "set", PLATES[:1])
+    (folder / "photo0.txt").write_text("photo0.png\tx\n")
+    if not READER_MODEL.is_file():
+        pytest.skip(f"reader model {READER_MODEL} not built yet")
+    assert read_eval.main([str(folder)]) == 2
+    assert "photo0.txt: line 1" in capsys.readouterr().err
+
+
+def test_iou_and_character_accuracy():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert char_accuracy("AB12CDE", "AB12CDE") == 1.0
+    assert char_accuracy("AB12CDF", "AB12CDE") == pytest.approx(6 / 7)
+    assert char_accuracy("", "AB12CDE") == 0.0
+
+
+def test_missing_folder_is_reported(tmp_path, capsys):
+    assert read_eval.main([str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
+    if not READER_MODEL.is_file():
+        pytest.skip(f"reader model {READER_MODEL} not built yet")
+    folder = write_labelled_folder(tmp_path / "generated")
+    out = tmp_path / "report.json"
+    assert read_eval.main([str(folder), "--json", "--frame-sample", "2", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads(out.read_text())
+    overall = report["overall"]
+    assert overall["plates"] == 3
+    assert overall["detection_recall"] == 1.0
+    exact = round(overall["exact_accuracy"] * 3)
+    assert len(report["misses"]) == 3 - exact
+    assert exact >= 2, f"clean rendered UK plates misread: {report['misses']}"
+    assert overall["exact_accuracy_reader_only"] >= 2 / 3
+    assert 0 < overall["ms_per_crop_median"] < overall["ms_per_photo_median"]
+    assert overall["ms_per_1280x720_frame_median"] > 0
+    assert report["folders"]["generated"]["plates"] == 3
+
+    assert read_eval.main([str(folder), "--frame-sample", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "detection recall" in table and "100.0%" in table
