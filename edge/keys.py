@@ -62,6 +62,11 @@ def write_keypair(name: str, directory: Path) -> tuple[Path, Path]:
 
 def load_public_key(path: Path) -> bytes:
     """The z85 public key in a `.key` (or `.key_secret`) file."""
+    if not path.is_file():
+        raise KeyFileError(
+            f"{path}: no such key file (the key pair's owner makes it with "
+            f"'anpr-edge keys new {path.stem}')"
+        )
     try:
         public, _ = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as error:
@@ -76,7 +81,10 @@ def load_secret_key(path: Path) -> tuple[bytes, bytes]:
     try:
         mode = path.stat().st_mode
     except OSError as error:
-        raise KeyFileError(f"{path}: cannot read secret key file: {error.strerror}") from None
+        raise KeyFileError(
+            f"{path}: cannot read secret key file: {error.strerror} "
+            f"(make a key pair with 'anpr-edge keys new {path.stem} --dir {path.parent}')"
+        ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"{path}: secret key file is readable by other users (mode {stat.S_IMODE(mode):o}); "
