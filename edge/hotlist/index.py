@@ -150,14 +150,16 @@ class BucketIndex:
             words[at : at + len(rows)] = (hash64_array(keys) & high) | rows.astype(np.uint64)
             at += len(rows)
         words.sort()
-        buckets = 1 << self._bucket_bits
-        starts = np.empty(buckets + 1, np.uint32 if total < 1 << 32 else np.int64)
-        for first in range(0, buckets, _BUCKET_CHUNK):
-            bounds = np.arange(first, min(first + _BUCKET_CHUNK, buckets), dtype=np.uint64)
-            starts[first : first + len(bounds)] = np.searchsorted(
-                words, bounds << np.uint64(self._shift)
+        # starts[b] = number of words in buckets before b: count per bucket, then running sum.
+        # Words are sorted, so each block of them covers one run of consecutive buckets.
+        starts = np.zeros((1 << self._bucket_bits) + 1, np.uint32 if total < 1 << 32 else np.int64)
+        for block in range(0, total, _BUCKET_CHUNK):
+            buckets = (words[block : block + _BUCKET_CHUNK] >> np.uint64(self._shift)).astype(
+                np.intp
             )
-        starts[buckets] = total
+            counts = np.bincount(buckets - buckets[0])
+            starts[buckets[0] + 1 : buckets[0] + 1 + len(counts)] += counts.astype(starts.dtype)
+        np.cumsum(starts, out=starts)
         self._words_array = words
         self._starts_array = starts
         self._words = memoryview(words)
