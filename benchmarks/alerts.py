@@ -9,9 +9,10 @@ edge.console.ConsoleClient: de-duplication, acks, its own state folder):
    includes evidence JPEG encoding and the journal commit.
 2. throughput: `--burst` alerts published back to back; alerts_per_s = burst / (time the console
    received the last one - time the first was published).
-3. disconnect: `--burst` alerts more, and a third of the way through the console is killed
-   (SIGKILL) and started again on the same state folder; `lost` counts alerts published in the whole
-   run that no console incarnation ever received, `duplicates` those received twice.
+3. disconnect: `--burst` alerts more; a third of the way through the console is killed (SIGKILL),
+   and at two thirds it is started again on the same state folder, so a third of the burst is
+   published while no console is connected; `lost` counts alerts published in the whole run that
+   no console incarnation ever received, `duplicates` those received twice.
 
 Each alert carries a 160x40 plate crop and an overview frame downscaled from `--frame` (default
 1280x720, synthetic texture) to 640 px wide, both JPEG, as the pipeline sends them; `--frame none`
@@ -169,10 +170,11 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
             alerts_per_s = burst / (last - first)
             alert_bytes = len(publisher_document_sample(activations[0]))
 
-            # 3. console killed and restarted in the middle of a burst
+            # 3. console killed a third of the way through a burst, restarted at two thirds
             for i in range(burst):
                 if i == burst // 3:
                     console.kill()
+                if i == 2 * burst // 3:
                     console = Console(publisher.endpoint, root / "keys", root / "console", record)
                 published.append(publisher.publish(activations[i]))
             rows = wait_for(record, set(published), 60)
