@@ -199,6 +199,7 @@ def replay(
         "frames_processed": frames,
         "fps": frames / running_s if running_s > 0 else None,
         "cpu_percent_of_one_core": 100 * usage.cpu_s / usage.wall_s if usage.wall_s > 0 else None,
+        "cpu_ms_per_frame": 1000 * usage.cpu_s / frames if frames else None,
         "peak_rss_mb": usage.peak_rss / 2**20,
         "machine_cpu_percent": usage.machine_cpu_percent,
         "machine_cores": psutil.cpu_count(),

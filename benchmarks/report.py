@@ -74,6 +74,8 @@ def headline_rows(run: RunResult) -> list[tuple[str, str]]:
                     for m in (Marker.GANGS, Marker.BURGLARY, Marker.DRUGS))),
         ("Ghost reads / duplicate reads", f"{f['ghost_reads']} / {f['duplicate_reads']}"),
         ("Frames per second (processed / wall)", f"{r['fps']:.1f}" if r["fps"] else "n/a"),
+        ("CPU time per frame (all stages)",
+         f"{r['cpu_ms_per_frame']:.0f} ms" if r["cpu_ms_per_frame"] else "n/a"),
         ("Capture-to-alert latency p50 / p95 / p99",
          f"{_ms(latency['p50'])} / {_ms(latency['p95'])} / {_ms(latency['p99'])}"),
         ("Last sighting to alert p50 / p95 / p99",

@@ -185,7 +185,7 @@ def _run(label: str, alerts: list[ObservedAlert]) -> RunResult:
         score=score_run({"clip": TRUTH}, READS, alerts, hotlisted),
         resources={
             "wall_s": 5.0, "running_s": 4.0, "frames_processed": 400, "fps": 100.0,
-            "cpu_percent_of_one_core": 150.0,
+            "cpu_percent_of_one_core": 150.0, "cpu_ms_per_frame": 15.0,
             "peak_rss_mb": 321.0, "machine_cpu_percent": 80.0, "machine_cores": 2,
             "load_average_1m": 1.5, "frames_dropped": 0, "frames_skipped_still": 20,
         },
@@ -212,6 +212,7 @@ def test_report_has_json_markdown_and_plots_side_by_side(tmp_path):
     assert "| Vehicle passes captured (seen / in truth) | 5/6 (83.3%) | 5/6 (83.3%) |" in markdown
     assert "| **False firearms alerts (to TFC)** | **1** | **0** |" in markdown
     assert "| Capture-to-alert latency p50 / p95 / p99 | 300 ms /" in markdown
+    assert "| CPU time per frame (all stages) | 15 ms | 15 ms |" in markdown
     assert "**FALSE**" in markdown
     assert "| lighting: day | 6 | 83.3% / 50.0% | 83.3% / 50.0% |" in markdown
     for name in (LATENCY_PLOT, ACCURACY_PLOT, TIMELINE_PLOT):
