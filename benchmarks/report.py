@@ -213,15 +213,17 @@ def plot_alert_timeline(footage: FootageSet, runs: Sequence[RunResult], path: Pa
         offsets[clip.name] = start
         start += clip.truth.frames / clip.truth.fps
     fps = {clip.name: clip.truth.fps for clip in footage.clips}
-    figure, axis = plt.subplots(figsize=(9, 1.4 + 0.6 * len(runs)), dpi=100)
+    figure, axis = plt.subplots(figsize=(9, 1.7 + 0.6 * len(runs)), dpi=100)
     for vehicle in runs[0].score.passes:
-        if not vehicle.hotlisted:
-            continue
         t0 = offsets[vehicle.clip] + vehicle.first_frame / fps[vehicle.clip]
         t1 = offsets[vehicle.clip] + vehicle.last_frame / fps[vehicle.clip]
-        colour = "tab:red" if Marker.FIREARMS in vehicle.hotlisted else "tab:purple"
-        axis.axvspan(t0, t1, color=colour, alpha=0.15)
-        axis.text(t0, len(runs) - 0.45, vehicle.vrm, fontsize=7, color=colour)
+        if not vehicle.hotlisted:
+            colour, shade, label_y = "grey", 0.08, -0.55
+        else:
+            colour = "tab:red" if Marker.FIREARMS in vehicle.hotlisted else "tab:purple"
+            shade, label_y = 0.15, len(runs) - 0.45
+        axis.axvspan(t0, t1, color=colour, alpha=shade)
+        axis.text(t0, label_y, vehicle.vrm, fontsize=7, color=colour)
     for row, run in enumerate(runs):
         for alert in run.score.alert_rows:
             t = offsets[alert["clip"]] + (alert["frame"] or 0) / fps[alert["clip"]]
@@ -232,11 +234,12 @@ def plot_alert_timeline(footage: FootageSet, runs: Sequence[RunResult], path: Pa
                 [t], [row], marker=shape, s=70, color=colour, edgecolors=edge, linewidths=2
             )
     axis.set_yticks(range(len(runs)), [run.label for run in runs])
-    axis.set_ylim(-0.6, len(runs) - 0.3)
+    axis.set_ylim(-0.7, len(runs) - 0.3)
     axis.set_xlim(0, start)
     axis.set_xlabel(
-        "footage time (s): shaded = hotlisted pass (red: firearms); ● exact / ▲ possible-misread "
-        "alert, green correct, black false, red rim = to TFC",
+        "footage time (s); shaded = vehicle pass (red: firearms, purple: other markers, grey: "
+        "not listed)\n● exact / ▲ possible-misread alert; green: correct, black: false; "
+        "red rim: sent to the TFC",
         fontsize=7,
     )
     axis.set_title("Alerts timeline")
