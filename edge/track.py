@@ -1,8 +1,9 @@
 """Plate tracking: many frames of one vehicle become one fused read and at most one alert.
 
 Each camera has a `PlateTracker`. Detections are linked into tracks by box overlap with the
-track's predicted box (its last box moved by its velocity), or, for fast movers whose boxes no
-longer overlap, by centre distance measured in plate heights. OCR runs on only a few crops of
+track's predicted box (where its recent sightings say it is now), or, for fast movers whose
+boxes no longer overlap, by centre distance measured in plate heights, allowing more the longer
+the track has gone unseen. OCR runs on only a few crops of
 each track: the first sighting, then crops clearly larger or sharper than any read so far, and,
 while the reads do not yet agree, every other frame, up to `reads_per_track`. The reads are
 fused by per-character voting.
@@ -40,15 +41,20 @@ from edge.types import Box, Detection, Frame, PlateRead, VehicleRead
 
 logger = logging.getLogger(__name__)
 
-_MAX_JUMP_HEIGHTS = 3.0
-"""Largest centre distance, in plate heights, that still links a detection with no overlap."""
-_MAX_SIZE_RATIO = 1.6
-"""Largest change of plate height between linked sightings."""
+_MAX_JUMP_HEIGHTS = (3.0, 25.0, 8.0)
+"""Largest centre distance, in plate heights, that links a detection with no overlap: a base,
+a growth per second since the track was last seen (plates near the camera move fast, and
+detection may not run on every frame), and a cap."""
+_CONTAINED = 0.8
+"""A detection box this much inside the predicted box (or around it) continues the track."""
+_MAX_SIZE_RATIO = (1.6, 4.0, 2.2)
+"""Largest change of plate height between linked sightings: base, growth per second, cap."""
 _CLEARLY_BETTER = 1.15
 """A crop is worth another read when its quality beats every crop read so far by this factor."""
 _GOOD_ENOUGH = 0.8
 """While reads disagree, crops at least this fraction of the best quality are read too."""
 _READ_SPACING_FRAMES = 2
+_RECENT_SIGHTINGS = 3
 _DIRECTION_MIN_SIGHTINGS = 3
 _DIRECTION_MIN_SHIFT_HEIGHTS = 0.5
 _DIRECTION_MIN_GROWTH = 1.15
@@ -69,13 +75,12 @@ class _Track:
     track_id: int
     first_seen: float
     last_seen: float
-    last_box: Box
     first_boxes: list[Box] = field(default_factory=list)
-    recent_boxes: collections.deque[Box] = field(
-        default_factory=lambda: collections.deque(maxlen=_DIRECTION_MIN_SIGHTINGS)
+    recent: collections.deque[tuple[float, Box]] = field(
+        default_factory=lambda: collections.deque(maxlen=_RECENT_SIGHTINGS)
     )
-    velocity: tuple[float, float] = (0.0, 0.0)
-    """Box centre motion in pixels per second."""
+    """The last few sightings (capture time, box): motion and size are judged over these, so
+    one jittery detection box neither breaks the track nor throws its prediction off."""
     frames_seen: int = 0
     reads_requested: int = 0
     best_quality_requested: float = 0.0
@@ -85,21 +90,22 @@ class _Track:
     """Set once the track's read is emitted (or suppressed as a repeat)."""
 
     def sighted(self, frame: Frame, box: Box) -> None:
-        dt = frame.captured_at - self.last_seen
-        if self.frames_seen and dt > 0:
-            (x0, y0), (x1, y1) = _centre(self.last_box), _centre(box)
-            self.velocity = ((x1 - x0) / dt, (y1 - y0) / dt)
         self.last_seen = frame.captured_at
-        self.last_box = box
         self.frames_seen += 1
-        if len(self.first_boxes) < _DIRECTION_MIN_SIGHTINGS:
+        if len(self.first_boxes) < _RECENT_SIGHTINGS:
             self.first_boxes.append(box)
-        self.recent_boxes.append(box)
+        self.recent.append((frame.captured_at, box))
 
     def predicted_box(self, at: float) -> Box:
-        x, y, w, h = self.last_box
-        dt = at - self.last_seen
-        return (round(x + self.velocity[0] * dt), round(y + self.velocity[1] * dt), w, h)
+        """Where the plate should be at time `at`: the last centre moved by the recent velocity,
+        with the recent median size."""
+        (first_at, first_box), (last_at, last_box) = self.recent[0], self.recent[-1]
+        (x0, y0), (x1, y1) = _centre(first_box), _centre(last_box)
+        span = last_at - first_at
+        vx, vy = ((x1 - x0) / span, (y1 - y0) / span) if span > 0 else (0.0, 0.0)
+        width, height = np.median([box[2:] for _, box in self.recent], axis=0)
+        cx, cy = x1 + vx * (at - last_at), y1 + vy * (at - last_at)
+        return (round(cx - width / 2), round(cy - height / 2), round(width), round(height))
 
 
 class PlateTracker:
@@ -168,8 +174,9 @@ class PlateTracker:
         candidates = []
         for track in self._tracks.values():
             predicted = track.predicted_box(frame.captured_at)
+            elapsed = frame.captured_at - track.last_seen
             for d, detection in enumerate(detections):
-                similarity = self._similarity(predicted, detection.box)
+                similarity = self._similarity(predicted, detection.box, elapsed)
                 if similarity > 0:
                     candidates.append((similarity, track.track_id, d))
         pairs = []
@@ -183,27 +190,26 @@ class PlateTracker:
             pairs.append((self._tracks[track_id], detections[d]))
         for d, detection in enumerate(detections):
             if d not in used_detections:
-                pairs.append((self._start(frame, detection.box), detection))
+                pairs.append((self._start(frame), detection))
         return pairs
 
-    def _similarity(self, predicted: Box, box: Box) -> float:
+    def _similarity(self, predicted: Box, box: Box, elapsed: float) -> float:
         """Above 1 for overlapping boxes (1 + IoU), in (0, 1) for near ones, 0 for no link."""
         overlap = _iou(predicted, box)
         if overlap >= self.config.iou_threshold:
             return 1.0 + overlap
+        if _contained(predicted, box):  # the detector clipped the plate for a frame, or grew it
+            return 1.0 + overlap
         heights = sorted((predicted[3], box[3]))
-        if heights[0] <= 0 or heights[1] / heights[0] > _MAX_SIZE_RATIO:
+        if heights[0] <= 0 or heights[1] / heights[0] > _allowance(_MAX_SIZE_RATIO, elapsed):
             return 0.0
         (px, py), (bx, by) = _centre(predicted), _centre(box)
         distance = float(np.hypot(px - bx, py - by)) / (sum(heights) / 2)
-        return max(0.0, 1.0 - distance / _MAX_JUMP_HEIGHTS)
+        return max(0.0, 1.0 - distance / _allowance(_MAX_JUMP_HEIGHTS, elapsed))
 
-    def _start(self, frame: Frame, box: Box) -> _Track:
+    def _start(self, frame: Frame) -> _Track:
         track = _Track(
-            track_id=self._next_id,
-            first_seen=frame.captured_at,
-            last_seen=frame.captured_at,
-            last_box=box,
+            track_id=self._next_id, first_seen=frame.captured_at, last_seen=frame.captured_at
         )
         self._tracks[track.track_id] = track
         self._next_id += 1
@@ -274,7 +280,8 @@ class PlateTracker:
         (uncalibrated) from the plate growing or shrinking; None when it moved too little."""
         if track.frames_seen < _DIRECTION_MIN_SIGHTINGS:
             return None
-        first, last = _mean_box(track.first_boxes), _mean_box(track.recent_boxes)
+        first = _mean_box(track.first_boxes)
+        last = _mean_box([box for _, box in track.recent])
         towards = self.calibration.towards
         if towards is not None:
             (x0, y0), (x1, y1) = _centre(first), _centre(last)
@@ -375,6 +382,11 @@ def _crop_quality(image: np.ndarray, detection: Detection) -> float:
     return h * float(np.sqrt(sharpness + 1.0))
 
 
+def _allowance(limits: tuple[float, float, float], elapsed: float) -> float:
+    base, per_second, cap = limits
+    return min(base + per_second * max(elapsed, 0.0), cap)
+
+
 def _centre(box: Box) -> tuple[float, float]:
     x, y, w, h = box
     return (x + w / 2, y + h / 2)
@@ -384,12 +396,20 @@ def _mean_box(boxes: Sequence[Box]) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in np.mean(np.array(boxes, np.float64), axis=0))
 
 
-def _iou(a: Box, b: Box) -> float:
+def _intersection(a: Box, b: Box) -> float:
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     width = min(ax + aw, bx + bw) - max(ax, bx)
     height = min(ay + ah, by + bh) - max(ay, by)
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / float(aw * ah + bw * bh - inter)
+    return float(width * height) if width > 0 and height > 0 else 0.0
+
+
+def _contained(a: Box, b: Box) -> bool:
+    """Whether the smaller box lies (almost) wholly inside the larger."""
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return smaller > 0 and _intersection(a, b) >= _CONTAINED * smaller
+
+
+def _iou(a: Box, b: Box) -> float:
+    inter = _intersection(a, b)
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0

@@ -242,3 +242,20 @@ def test_one_read_and_at_most_one_alert_per_vehicle_on_real_footage(tmp_path):
     assert len(texts) == len(set(texts)), f"a vehicle was read more than once: {texts}"
     assert len(alerted) == len(set(alerted)), f"a vehicle alerted more than once: {alerted}"
     assert set(alerted) & {"SM01LMF", "AX00RBR"}, f"no hotlisted vehicle alerted; read {texts}"
+
+
+def test_one_badly_sized_detection_box_does_not_break_the_track():
+    config = TrackingConfig(early_emit_reads=0)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    frames = []
+    for step in range(12):
+        x, y, w, h = 100 + 8 * step, 200, 94, 20
+        if step == 6:  # the detector clips the plate to a sliver for one frame
+            x, w, h = x + 60, 30, 8
+        frames.append((frame_with(step, [(x, y, w, h)]), [Detection((x, y, w, h), 0.9)]))
+    frames += [(frame_with(i, []), []) for i in range(12, 50)]
+    reader = Reader({1: "AB12CDE", 2: "AB12CDE"}, 0.0)
+
+    emitted = run(tracker, frames, reader)
+
+    assert [v.frames_seen for _, v in emitted] == [12]
