@@ -395,7 +395,8 @@ def _draw_lamp_glare(
         x1, y1 = min(cx + reach, frame.shape[1]), min(cy + reach, frame.shape[0])
         if x1 <= x0 or y1 <= y0:
             continue
-        glow = np.zeros((y1 - y0, x1 - x0), np.float32)
-        cv2.circle(glow, (cx - x0, cy - y0), max(1, int(radius)), 1.0, -1)
-        glow = cv2.GaussianBlur(glow, (0, 0), radius * 1.5 + 1)
-        frame[y0:y1, x0:x1] += glow[..., None] * colour * 1.5
+        # A Gaussian bloom, as a lens and sensor spread a lamp far brighter than the scene.
+        sigma = 1.6 * radius + 1
+        dy, dx = np.ogrid[y0 - cy : y1 - cy, x0 - cx : x1 - cx]
+        glow = np.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)).astype(np.float32)
+        frame[y0:y1, x0:x1] += glow[..., None] * colour * 0.45
