@@ -90,3 +90,14 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path, capsys):
     assert main(["run", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "cameras" in err and "Traceback" not in err
+
+
+def test_readme_config_reference_matches_the_schema():
+    from edge.config import config_reference
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("<!-- CONFIG-REFERENCE -->") + len("<!-- CONFIG-REFERENCE -->")
+    end = readme.index("<!-- /CONFIG-REFERENCE -->")
+    assert readme[start:end].strip() == config_reference(), (
+        "README.md config reference is stale: paste the output of `python -m edge.config`"
+    )

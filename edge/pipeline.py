@@ -1,0 +1,325 @@
+"""The daemon: cameras -> detect -> read -> track -> match -> alert, stages joined by bounded queues.
+
+Each camera has a capture thread (edge.sources) feeding a drop-oldest frame queue, and a worker
+thread that runs detection, reading and tracking on that camera's frames. Finished vehicle passes
+are matched against the live hotlist; activations go to the alert publisher, which journals them
+before sending, so alerts are never dropped by a full queue: only frames are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.alerts import AlertPublisher
+from edge.calibration import Calibration, RegionOfInterest, default_calibration, load_calibration
+from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ReaderConfig, load_config
+from edge.detect import make_detector
+from edge.hotlist import HotlistWatcher, alerting_hits
+from edge.motion import MotionGate
+from edge.read import make_reader
+from edge.sources import FrameQueue, FrameSource
+from edge.track import PlateTracker
+from edge.types import Activation, Detection, Detector, Frame, PlateRead, Reader, VehicleRead
+
+logger = logging.getLogger(__name__)
+
+ReadCallback = Callable[[VehicleRead], None]
+AlertCallback = Callable[[Activation, str, float], None]
+
+_CROP_MARGIN = 0.08
+"""Fraction of the box width/height added around a detection before reading."""
+
+
+def plate_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The detection's crop with a small margin, clipped to the image."""
+    x, y, w, h = box
+    mx, my = int(w * _CROP_MARGIN) + 1, int(h * _CROP_MARGIN * 2) + 1
+    height, width = image.shape[:2]
+    x0, y0 = max(0, x - mx), max(0, y - my)
+    x1, y1 = min(width, x + w + mx), min(height, y + h + my)
+    return image[y0:y1, x0:x1]
+
+
+@dataclass(frozen=True, slots=True)
+class PlateFinding:
+    detection: Detection
+    read: PlateRead
+
+
+class PlateFinder:
+    """Detection in one camera's region of interest, then reading of candidate boxes."""
+
+    def __init__(
+        self, detector: Detector, reader: Reader, min_confidence: float, calibration: Calibration
+    ):
+        self.detector = detector
+        self.reader = reader
+        self.min_confidence = min_confidence
+        self.calibration = calibration
+        self.roi = RegionOfInterest(calibration)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        region, (dx, dy) = self.roi.crop(image)
+        low, high = self.calibration.plate_height_px
+        found = []
+        for detection in self.detector.detect(region):
+            x, y, w, h = detection.box
+            box = (x + dx, y + dy, w, h)
+            if low <= h <= high and self.roi.contains(box):
+                found.append(Detection(box=box, score=detection.score))
+        return found
+
+    def read(self, image: np.ndarray, detection: Detection) -> PlateRead | None:
+        crop = self.calibration.rectify_plate(plate_crop(image, detection.box))
+        read = self.reader.read(crop)
+        if read is None or read.confidence < self.min_confidence or not read.text:
+            return None
+        return read
+
+    def find(self, image: np.ndarray) -> list[PlateFinding]:
+        """Every plate read in a still image, most confident first."""
+        findings = []
+        for detection in self.detect(image):
+            read = self.read(image, detection)
+            if read is not None:
+                findings.append(PlateFinding(detection, read))
+        return sorted(findings, key=lambda f: f.read.confidence, reverse=True)
+
+
+class CameraWorker:
+    """Runs one camera's frames through detection, reading and tracking."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        config: EdgeConfig,
+        detector: Detector,
+        reader: Reader,
+        on_vehicle: Callable[[VehicleRead], None],
+    ):
+        self.camera = camera
+        self.queue = FrameQueue(camera.queue_size)
+        self.source = FrameSource(camera, self.queue)
+        self.calibration = (
+            load_calibration(camera.calibration, camera_id=camera.id)
+            if camera.calibration
+            else default_calibration(camera.id)
+        )
+        self.finder = PlateFinder(
+            detector, reader, config.reader.min_confidence, self.calibration
+        )
+        self.motion = MotionGate(self.calibration) if config.tracking.motion_gate else None
+        self.tracker = PlateTracker(camera.id, config.tracking, self.calibration)
+        self.on_vehicle = on_vehicle
+        self.frames_processed = 0
+        self.frames_skipped_still = 0
+        self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        self.source.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.source.stop()
+        self.queue.close()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            frame = self.queue.get(timeout=0.2)
+            if frame is None:
+                if self._stopping.is_set() or self.source.finished:
+                    break
+                self._emit(self.tracker.finished(time.time()))
+                continue
+            try:
+                self._process(frame)
+            except Exception:
+                logger.exception("camera %s: frame %d could not be processed", frame.camera_id, frame.index)
+        self._emit(self.tracker.flush())
+
+    def _process(self, frame: Frame) -> None:
+        self.frames_processed += 1
+        if self.motion is not None and not self.motion.has_motion(frame.image):
+            self.frames_skipped_still += 1
+        else:
+            detections = self.finder.detect(frame.image)
+            for track_id, detection in self.tracker.update(frame, detections):
+                read = self.finder.read(frame.image, detection)
+                self.tracker.add_read(track_id, frame, detection, read)
+        self._emit(self.tracker.finished(frame.captured_at))
+
+    def _emit(self, vehicles: Sequence[VehicleRead]) -> None:
+        for vehicle in vehicles:
+            self.on_vehicle(vehicle)
+
+
+class Pipeline:
+    """The whole daemon, usable in-process (tests, benchmarks) or from `anpr-edge run`."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        on_read: ReadCallback | None = None,
+        on_alert: AlertCallback | None = None,
+    ):
+        self.config = config
+        self.on_read = on_read
+        self.on_alert = on_alert
+        self.hotlists = HotlistWatcher(config.hotlists.paths, config.hotlists.reload_interval_s)
+        self.publisher = AlertPublisher(config.alerts)
+        detector, reader = make_detector(config.detector), make_reader(config.reader)
+        self.workers = [
+            CameraWorker(camera, config, detector, reader, self._on_vehicle)
+            for camera in config.cameras
+        ]
+        self._match_lock = threading.Lock()
+        self._stop = threading.Event()
+        self.reads = 0
+        self.alerts = 0
+
+    def _on_vehicle(self, vehicle: VehicleRead) -> None:
+        with self._match_lock:
+            self.reads += 1
+            logger.info(
+                "camera %s: read %s (%.2f) track %d",
+                vehicle.camera_id,
+                vehicle.read.text,
+                vehicle.read.confidence,
+                vehicle.track_id,
+            )
+            if self.on_read is not None:
+                self.on_read(vehicle)
+            alternatives = [text for text, _ in vehicle.read.alternatives]
+            hits = self.hotlists.current.match(
+                vehicle.read.text, alternatives, max_distance=self.config.hotlists.max_distance
+            )
+            hits = alerting_hits(hits, self.config.hotlists.fuzzy_alert)
+            if not hits:
+                return
+            activation = Activation(vehicle=vehicle, hits=tuple(hits))
+            alert_id = self.publisher.publish(activation)
+            published_at = time.time()
+            self.alerts += 1
+            logger.info("alert %s to %s for %s", alert_id, activation.role, vehicle.read.text)
+            if self.on_alert is not None:
+                self.on_alert(activation, alert_id, published_at)
+
+    def stats(self) -> dict:
+        cameras = [worker.source.health().to_dict() for worker in self.workers]
+        return {
+            "cameras": cameras,
+            "dropped": sum(worker.queue.dropped for worker in self.workers),
+            "frames_processed": sum(worker.frames_processed for worker in self.workers),
+            "frames_skipped_still": sum(worker.frames_skipped_still for worker in self.workers),
+            "reads": self.reads,
+            "alerts": self.alerts,
+            "hotlist_entries": len(self.hotlists.current),
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, max_seconds: float | None = None) -> None:
+        """Block until every source has finished and its frames are processed, or until stop()."""
+        self.publisher.start()
+        self.hotlists.start()
+        for worker in self.workers:
+            worker.start()
+        started = time.monotonic()
+        next_health = started + self.config.logging.health_interval_s
+        try:
+            while not self._stop.is_set() and not all(w.done for w in self.workers):
+                if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                    break
+                if time.monotonic() >= next_health:
+                    self._report_health()
+                    next_health += self.config.logging.health_interval_s
+                self._stop.wait(0.1)
+        finally:
+            self._shutdown()
+
+    def _report_health(self) -> None:
+        for worker in self.workers:
+            health = worker.source.health().to_dict()
+            logger.info("camera health %s", json.dumps(health))
+            self.publisher.publish_status({"type": "camera_health", **health})
+
+    def _shutdown(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            worker.join(timeout=10)
+        self.hotlists.stop()
+        self.publisher.close()
+
+
+def run_daemon(config: EdgeConfig, max_seconds: float | None = None) -> int:
+    """`anpr-edge run`: until the sources end, Ctrl-C or SIGTERM; in-flight work is flushed."""
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.getLevelName(config.logging.level)))
+    pipeline = Pipeline(config)
+
+    def _request_stop(signum: int, _frame: object) -> None:
+        logger.warning("signal %s: stopping, flushing in-flight reads and alerts", signum)
+        pipeline.stop()
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    pipeline.run(max_seconds=max_seconds)
+    print(json.dumps({"event": "stopped", **pipeline.stats()}), file=sys.stderr)
+    return 0
+
+
+def read_images(images: Sequence[Path], *, as_json: bool, config_path: Path | None) -> int:
+    """`anpr-edge read`: plates in still images; exit 1 if any image could not be read."""
+    config = load_config(config_path) if config_path is not None else None
+    detector_config = config.detector if config else DetectorConfig()
+    reader_config = config.reader if config else ReaderConfig()
+    finder = PlateFinder(
+        make_detector(detector_config),
+        make_reader(reader_config),
+        reader_config.min_confidence,
+        default_calibration("still"),
+    )
+    status = 0
+    for path in images:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            print(f"anpr-edge read: {path}: not a readable image file", file=sys.stderr)
+            status = 1
+            continue
+        plates = [
+            {
+                "text": f.read.text,
+                "confidence": round(f.read.confidence, 4),
+                "box": [int(v) for v in f.detection.box],
+            }
+            for f in finder.find(image)
+        ]
+        if as_json:
+            print(json.dumps({"image": str(path), "plates": plates}), flush=True)
+        else:
+            found = ", ".join(f"{p['text']} ({p['confidence']:.2f})" for p in plates) or "no plate"
+            print(f"{path}: {found}", flush=True)
+    return status
