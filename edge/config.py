@@ -121,7 +121,11 @@ class HotlistConfig(_Section):
         description="Per marker: whether a possible-misread hit raises an alert.",
     )
     max_distance: int = Field(
-        default=1, ge=0, le=2, description="Largest edit distance reported as a possible misread."
+        default=1,
+        ge=0,
+        le=1,
+        description="Missing, extra or wrong characters (besides confusable swaps such as O/0, "
+        "which are always tolerated) a read may have and still be a possible misread: 0 or 1.",
     )
 
 
@@ -209,7 +213,9 @@ class AlertsConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="Log level of the daemon (the -v flag raises it)."
+    )
     health_interval_s: float = Field(
         default=10.0, gt=0, description="How often camera health is logged and published."
     )
@@ -305,3 +311,40 @@ def load_config(path: str | Path) -> EdgeConfig:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} not valid YAML: {getattr(error, 'problem', error)}") from None
     return parse_config(raw, path)
+
+
+def config_reference() -> str:
+    """The config reference as a markdown table, generated from the schema (README.md embeds it)."""
+    rows = ["| key | default | description |", "|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            annotation = field.annotation
+            nested = getattr(annotation, "__args__", (annotation,))
+            section = next(
+                (t for t in nested if isinstance(t, type) and issubclass(t, BaseModel)), None
+            )
+            if section is not None:
+                suffix = "[]." if annotation is not section else "."
+                walk(section, key + suffix)
+                continue
+            if field.is_required():
+                default = "required"
+            else:
+                value = field.get_default(call_default_factory=True)
+                if isinstance(value, dict):
+                    value = {str(k): v for k, v in value.items()}
+                if isinstance(value, Path):
+                    value = str(value)
+                rendered = yaml.safe_dump(value, default_flow_style=True, width=200).strip()
+                rendered = rendered.removesuffix("...").strip()
+                default = f"`{rendered}`" if value not in (None, [], {}) else "none"
+            rows.append(f"| `{key}` | {default} | {field.description or ''} |")
+
+    walk(EdgeConfig, "")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(config_reference())
