@@ -269,7 +269,9 @@ class _Parser:
         row_start = starts[line_ends - len(HEADER)].astype(np.int64)
         if len(self.newlines) != unquoted_newlines:
             line_numbers = (np.searchsorted(self.newlines, row_start) + 1).astype(np.int32)
-        self._columns(starts, line_ends, row_start, line_numbers, scan.quotes)
+        self._check_quotes(scan.quotes)
+        del scan
+        self._columns(starts, line_ends, row_start, line_numbers)
         return self.result
 
     def _utf8(self) -> bool:
@@ -354,7 +356,6 @@ class _Parser:
         line_ends: np.ndarray,
         row_start: np.ndarray,
         line_numbers: np.ndarray,
-        quotes: np.ndarray,
     ) -> None:
         """Check and convert every field. Rows go in blocks so temporaries stay small and hot."""
         count = len(line_ends)
@@ -378,7 +379,6 @@ class _Parser:
                 self._report(offsets[first >= end], name, reason)
             for name, column in hashes.items():
                 column[rows] = span_hash(self.array, *self._span(field_starts, ends, name))
-        self._check_quotes(quotes)
 
         def text_of(name: str) -> Callable[[int], str]:
             def text(row: int) -> str:
@@ -530,7 +530,11 @@ class _Parser:
         ordered = np.sort(hashes)
         distinct = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
         del ordered
-        inverse = np.searchsorted(distinct, hashes)
+        inverse = np.empty(len(hashes), np.int32)
+        for block in range(0, len(hashes), _BLOCK_ROWS):
+            inverse[block : block + _BLOCK_ROWS] = np.searchsorted(
+                distinct, hashes[block : block + _BLOCK_ROWS]
+            )
         first = np.empty(len(distinct), np.int64)
         first[inverse[::-1]] = np.arange(len(hashes) - 1, -1, -1, dtype=np.int32)
         values = np.zeros(len(distinct), np.int64)
