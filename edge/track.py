@@ -27,16 +27,7 @@ import numpy as np
 
 from edge.calibration import Calibration
 from edge.config import TrackingConfig
-from edge.plates import uk_format
-
-try:
-    from edge.plates import correct
-except ImportError:  # until format-aware correction lands in edge.plates
-
-    def correct(text: str, char_probs: object = None) -> tuple[str, str | None]:
-        return text, uk_format(text)
-
-
+from edge.plates import correct
 from edge.types import Box, Detection, Frame, PlateRead, VehicleRead
 
 logger = logging.getLogger(__name__)
