@@ -145,41 +145,46 @@ class _Scan:
     unbalanced: bool
 
 
-def _scan(array: np.ndarray, begin: int) -> _Scan:
-    """Find the separators chunk by chunk (bounded memory), then drop those inside quotes.
+def _scan(data: bytes, array: np.ndarray, begin: int) -> _Scan:
+    """Find the separators outside quotes, chunk by chunk so that temporaries stay small.
 
     A virtual separator before `begin` and one after an unterminated last line make every line
-    "the bytes between two separators", with no special cases.
+    "the bytes between two separators", with no special cases. Quotes pair up in order, and
+    separators between the quotes of a pair are text; `inside` carries that across chunks.
     """
     dtype = np.uint32 if len(array) < (1 << 32) - 2 else np.int64
-    starts, newlines, quotes = (
-        [np.array([begin], dtype)],
-        [np.zeros(0, np.int64)],
-        [np.zeros(0, np.int64)],
-    )
+    # Upper bounds from bytes.count; pages of the unused tails are never touched.
+    field_starts = np.empty(data.count(b",") + data.count(b"\n") + 2, dtype)
+    newlines = np.empty(data.count(b"\n"), np.int64)
+    quotes = np.empty(data.count(b'"'), np.int64)
+    field_starts[0] = begin
+    count, newline_count, quote_count, inside = 1, 0, 0, False
     for offset in range(0, len(array), _CHUNK):
         chunk = array[offset : offset + _CHUNK]
         found = np.flatnonzero((chunk == _COMMA) | (chunk == _NEWLINE) | (chunk == _QUOTE))
         kind = chunk[found]
         is_quote = kind == _QUOTE
-        starts.append((found[~is_quote] + (offset + 1)).astype(dtype))
-        newlines.append(found[kind == _NEWLINE] + offset)
-        quotes.append(found[is_quote] + offset)
+        chunk_quotes = found[is_quote]
+        separators = found[~is_quote]
+        newline_positions = found[kind == _NEWLINE]
+        if inside or len(chunk_quotes):
+            # A separator is text when an odd number of quotes (counting one still open from
+            # earlier chunks as a quote at -1) come before it.
+            edges = np.concatenate(([-1], chunk_quotes)) if inside else chunk_quotes
+            separators = separators[np.searchsorted(edges, separators) % 2 == 0]
+            inside = len(edges) % 2 == 1
+        field_starts[count : count + len(separators)] = separators + (offset + 1)
+        count += len(separators)
+        newlines[newline_count : newline_count + len(newline_positions)] = (
+            newline_positions + offset
+        )
+        newline_count += len(newline_positions)
+        quotes[quote_count : quote_count + len(chunk_quotes)] = chunk_quotes + offset
+        quote_count += len(chunk_quotes)
     if len(array) and array[-1] != _NEWLINE:
-        starts.append(np.array([len(array) + 1], dtype))
-    field_starts, quote_offsets = np.concatenate(starts), np.concatenate(quotes)
-    del starts
-    if len(quote_offsets) % 2:
-        return _Scan(field_starts, np.concatenate(newlines), quote_offsets, True)
-    if len(quote_offsets):
-        # Quotes pair up in order; separators between the quotes of a pair are text.
-        first = np.searchsorted(field_starts, quote_offsets[0::2] + 1, side="right")
-        end = np.searchsorted(field_starts, quote_offsets[1::2] + 1, side="right")
-        counts = end - first
-        if counts.any():
-            inside = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-            field_starts = np.delete(field_starts, inside)
-    return _Scan(field_starts, np.concatenate(newlines), quote_offsets, False)
+        field_starts[count] = len(array) + 1
+        count += 1
+    return _Scan(field_starts[:count], newlines, quotes, inside)
 
 
 def _words(array: np.ndarray) -> np.ndarray:
@@ -239,7 +244,7 @@ class _Parser:
         if not self.data or self.data.isspace():
             self._header_problem(f"the file is empty; its first line must be {','.join(HEADER)}")
             return self.result
-        scan = _scan(self.array, begin=3 if self.data.startswith(b"\xef\xbb\xbf") else 0)
+        scan = _scan(self.data, self.array, begin=3 if self.data.startswith(b"\xef\xbb\xbf") else 0)
         self.newlines = scan.newlines
         if scan.unbalanced:
             self._report_unbalanced(scan.quotes)
