@@ -117,7 +117,7 @@ class TextLineDetector:
         self,
         model: Path = DEFAULT_TEXT_MODEL,
         *,
-        input_long_side: int = 640,
+        input_long_side: int = 960,
         min_score: float = 0.3,
         max_detections: int = 8,
         shape: PlateShape = PlateShape(),
