@@ -40,6 +40,8 @@ def _class_table() -> dict[str, int]:
 CLASS_OF = _class_table()
 """Character -> class number 1..N (characters in one confusion group share a number)."""
 CLASS_BASE = max(CLASS_OF.values()) + 1
+WHOLE = 15
+"""Variant position of a whole class string; 0..14 is the position of the deleted character."""
 _DIGIT_CLASS = np.array([CLASS_OF[char] for char in ALPHABET], np.int64)
 """Class number of each base-36 digit value."""
 CLASS_TRANSLATION = str.maketrans({char: chr(number) for char, number in CLASS_OF.items()})
@@ -55,21 +57,33 @@ def hash64_array(keys: np.ndarray) -> np.ndarray:
     return keys.astype(np.uint64) * np.uint64(_GOLDEN)
 
 
-def class_variants(vrm: str, with_deletions: bool) -> set[int]:
-    """Keys of the class string of `vrm` and (optionally) of each one-character deletion."""
+def entry_bits(entry_count: int) -> int:
+    """Bits that hold an entry number below `entry_count`."""
+    return max(1, (entry_count - 1).bit_length())
+
+
+def class_variants(vrm: str, with_deletions: bool) -> list[tuple[int, int]]:
+    """(key, position) of the class string of `vrm` (position WHOLE) and, optionally, of each
+    string with the character at `position` deleted."""
     classes = [ord(c) for c in vrm.translate(CLASS_TRANSLATION)]
     full = 0
     for number in classes:
         full = full * CLASS_BASE + number
-    variants = {full}
+    variants = [(full, WHOLE)]
     if with_deletions:
         prefix = 0
         for i, number in enumerate(classes):
             scale = CLASS_BASE ** (len(classes) - 1 - i)
-            suffix = full % scale
-            variants.add(prefix * scale + suffix)
+            variants.append((prefix * scale + full % scale, i))
             prefix = prefix * CLASS_BASE + number
     return variants
+
+
+def may_be_one_edit(position: int, other: int) -> bool:
+    """Whether variants at these positions meeting means at most one edit between the strings:
+    a whole string against any variant, or the same character deleted from both (otherwise,
+    e.g. AB and BA meeting at B, the strings are further apart)."""
+    return position == WHOLE or other == WHOLE or position == other
 
 
 def exact_arrays(codes: np.ndarray) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
@@ -83,11 +97,11 @@ def exact_arrays(codes: np.ndarray) -> tuple[int, Iterator[tuple[np.ndarray, np.
 
 def class_variant_arrays(
     codes: np.ndarray,
-) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """For entries' exact VRM codes: the number of keys, and (entry numbers, keys) arrays.
-
-    The same keys as `class_variants`, taken from the base-36 digits of the codes (no per-entry
-    strings), in blocks of entries so that temporaries stay small.
+) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]], int]:
+    """For `BucketIndex`, from entries' exact VRM codes: the number of keys, the (values, keys)
+    arrays of `class_variants`, and the bound on values. A value is the entry number with the
+    variant position above it; the classes come from the base-36 digits of the codes (no
+    per-entry strings), in blocks of entries so that temporaries stay small.
     """
     lengths = np.zeros(len(codes), np.int8)
     for block in range(0, len(codes), _BLOCK):
@@ -95,19 +109,23 @@ def class_variant_arrays(
         while (more := remaining > 1).any():
             lengths[block : block + _BLOCK] += more
             remaining //= np.where(more, 36, 1)
+    bits = entry_bits(len(codes))
 
     def variants() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for block in range(0, len(codes), _BLOCK):
-            yield from _block_variants(
-                codes[block : block + _BLOCK], lengths[block : block + _BLOCK], block
+            block_codes, block_lengths = (
+                codes[block : block + _BLOCK],
+                lengths[block : block + _BLOCK],
             )
+            for position, entries, keys in _block_variants(block_codes, block_lengths, block):
+                yield entries | (position << bits), keys
 
-    return len(codes) + int(lengths.sum(dtype=np.int64)), variants()
+    return len(codes) + int(lengths.sum(dtype=np.int64)), variants(), (WHOLE + 1) << bits
 
 
 def _block_variants(
     codes: np.ndarray, lengths: np.ndarray, first_entry: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     lengths = lengths.astype(np.int64)
     longest = int(lengths.max(initial=0))
     classes = np.zeros((len(codes), longest), np.int16)
@@ -122,24 +140,24 @@ def _block_variants(
     for i in range(longest):
         full = np.where(i < lengths, full * CLASS_BASE + classes[:, i], full)
     entries = np.arange(first_entry, first_entry + len(codes), dtype=np.int64)
-    yield entries, full
+    yield WHOLE, entries, full
     powers = CLASS_BASE ** np.arange(longest + 1, dtype=np.int64)
     prefix = np.zeros(len(codes), np.int64)
     for i in range(longest):
         rows = np.flatnonzero(i < lengths)
         scale = powers[lengths[rows] - 1 - i]
-        yield entries[rows], prefix[rows] * scale + full[rows] % scale
+        yield i, entries[rows], prefix[rows] * scale + full[rows] % scale
         prefix = prefix * CLASS_BASE + classes[:, i]
 
 
 class BucketIndex:
-    """Key -> entry numbers in constant time (see the module docstring)."""
+    """Key -> values (entry numbers) in constant time (see the module docstring)."""
 
     def __init__(
-        self, total: int, parts: Iterable[tuple[np.ndarray, np.ndarray]], entry_count: int
+        self, total: int, parts: Iterable[tuple[np.ndarray, np.ndarray]], value_limit: int
     ):
-        """`parts`: (entry numbers, keys) arrays, `total` keys in all, numbers < entry_count."""
-        self._entry_bits = max(1, (entry_count - 1).bit_length())
+        """`parts`: (values, keys) arrays, `total` keys in all, values below `value_limit`."""
+        self._entry_bits = entry_bits(value_limit)
         self._entry_mask = (1 << self._entry_bits) - 1
         self._bucket_bits = max(1, total.bit_length() - 3)
         self._shift = 64 - self._bucket_bits
@@ -170,7 +188,7 @@ class BucketIndex:
         return self._words_array.nbytes + self._starts_array.nbytes
 
     def lookup(self, key: int) -> list[int]:
-        """Entry numbers stored under `key`, plus (rarely) some whose key hashes alike."""
+        """Values stored under `key`, plus (rarely) some whose key hashes alike."""
         hashed = (key * _GOLDEN) & _MASK64
         bucket = hashed >> self._shift
         words, bits = self._words, self._entry_bits

@@ -28,7 +28,9 @@ from edge.hotlist.index import (
     BucketIndex,
     class_variant_arrays,
     class_variants,
+    entry_bits,
     exact_arrays,
+    may_be_one_edit,
 )
 from edge.plates import normalise
 from edge.types import Hit, HotlistEntry, Marker, MatchKind
@@ -74,7 +76,8 @@ class Hotlist:
         self._expires = column("expires", np.int32)
         count = len(codes)
         self._exact = BucketIndex(*exact_arrays(codes), count)
-        self._misread = BucketIndex(*class_variant_arrays(codes), count)
+        self._misread = BucketIndex(*class_variant_arrays(codes))
+        self._entry_bits = entry_bits(count)
         self._codes_array = codes
         self._codes = memoryview(codes)
         self._expires_view = memoryview(self._expires)
@@ -158,9 +161,12 @@ class Hotlist:
             return []
         day = days(at or dt.date.today())
         read_classes = vrm.translate(CLASS_TRANSLATION)
+        bits, mask = self._entry_bits, (1 << self._entry_bits) - 1
         candidates = set()
-        for key in class_variants(vrm, with_deletions=max_distance > 0):
-            candidates.update(self._misread.lookup(key))
+        for key, position in class_variants(vrm, with_deletions=max_distance > 0):
+            for value in self._misread.lookup(key):
+                if may_be_one_edit(position, value >> bits):
+                    candidates.add(value & mask)
         found = []
         for number in candidates:
             if self._expires_view[number] < day:
