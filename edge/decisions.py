@@ -61,7 +61,7 @@ def record_decision(
         raise DecisionError(f"decision {decision!r}: choose one of {', '.join(DECISIONS)}")
     if len(note) > MAX_NOTE_CHARS:
         raise DecisionError(f"note: at most {MAX_NOTE_CHARS} characters")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(log_path, "a+", encoding="utf-8") as log:
         fcntl.flock(log, fcntl.LOCK_EX)  # consoles sharing a log append one at a time
         log.seek(0)

@@ -13,6 +13,7 @@ every commit too, so alerts also survive a power cut, at about one disk flush pe
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -60,7 +61,10 @@ class Journal:
     """Thread-safe: one connection, serialised by a lock (commits are short)."""
 
     def __init__(self, path: Path, synchronous: Literal["normal", "full"] = "normal"):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Plates, images and hotlist information: personal data, readable by its owner only
+        # (SQLite gives the -wal and -shm files the database file's mode).
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         self.path = path
         self._lock = threading.Lock()
         try:

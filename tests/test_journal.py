@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import time
 
 import pytest
@@ -71,3 +72,13 @@ def test_a_file_that_is_not_a_journal_is_named(tmp_path):
     path.write_text("this is not a database, " * 100)
     with pytest.raises(JournalError, match="notes.txt"):
         Journal(path)
+
+
+def test_journal_files_are_readable_by_their_owner_only(tmp_path):
+    path = tmp_path / "var" / "journal.sqlite"
+    journal = Journal(path)
+    journal.append("a", "tsg", time.time(), b"{}")
+    for file in (path, path.with_name("journal.sqlite-wal")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    journal.close()
