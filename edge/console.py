@@ -259,6 +259,12 @@ def _local_time(timestamp: object) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S.") + f"{local.microsecond // 100_000} {local:%Z}"
 
 
+def _age(timestamp: object) -> str:
+    if not isinstance(timestamp, (int, float)):
+        return ""
+    return f"  ({max(0.0, time.time() - timestamp):.1f} s ago)"
+
+
 def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
     """A readable block for a terminal."""
     read = alert.get("read") or {}
@@ -308,7 +314,7 @@ def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
             f"  Camera        {alert.get('camera_id')}   direction {alert.get('direction') or 'unknown'}"
             f"   track {alert.get('track_id')}"
         ),
-        f"  Captured      {_local_time(alert.get('captured_at'))}",
+        f"  Captured      {_local_time(alert.get('captured_at'))}{_age(alert.get('captured_at'))}",
         f"  Plate crop    {paths.get('plate_crop', 'none')}",
         f"  Overview      {paths.get('overview', 'none')}",
         f"  Decide: type '{number} <{'|'.join(DECISIONS)}> [note]' and Enter",
