@@ -475,9 +475,8 @@ class AlertPublisher:
             if claimed not in (Role.TFC, Role.TSG):
                 logger.warning("alerts: hello without a valid role (%r); ignored", claimed)
                 return
-            name, receives = f"insecure-{claimed}", frozenset({claimed})
-            if claimed == Role.TFC:
-                receives = frozenset({Role.TFC, Role.TSG})
+            insecure = ConsoleKey(name=f"insecure-{claimed}", role=claimed, public_key="-")
+            name, receives = insecure.name, frozenset(str(r) for r in insecure.receives)
         else:
             if console is None:
                 logger.warning("alerts: hello from a connection with no enrolled key; ignored")
