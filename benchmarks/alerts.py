@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.alerts import AlertPublisher
+from edge.alerts import AlertPublisher, dump_message, encode_alert
 from edge.config import AlertsConfig
 from edge.console import ConsoleClient
 from edge.keys import write_keypair
@@ -168,7 +168,7 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
             rows = wait_for(record, burst_ids, 60)
             last = max(r for alert_id, r, _ in rows if alert_id in burst_ids)
             alerts_per_s = burst / (last - first)
-            alert_bytes = len(publisher_document_sample(activations[0]))
+            alert_bytes = len(dump_message(encode_alert(activations[0], "size", time.time())))
 
             # 3. console killed a third of the way through a burst, restarted at two thirds
             for i in range(burst):
@@ -198,12 +198,6 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
             "cpus": os.cpu_count(),
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
-
-
-def publisher_document_sample(activation: Activation) -> bytes:
-    from edge.alerts import dump_message, encode_alert
-
-    return dump_message(encode_alert(activation, "sample", time.time()))
 
 
 def main(argv: list[str] | None = None) -> int:
