@@ -6,7 +6,7 @@
 Each FOLDER holds photos and one NAME.txt per photo, each line tab-separated
 `IMAGE_FILE x y width height PLATE_TEXT` (the format of ../shared/data/README.md). Photos go
 through the daemon's own PlateFinder (detector, plate crop with margin, reader, confidence
-threshold). A labelled plate counts as detected when a detection overlaps its box with
+threshold) with the default calibration (whole frame). A labelled plate counts as detected when a detection overlaps its box with
 IoU >= 0.3; its predicted text is the most confident read among those detections.
 
 Reported: detection recall; exact full-plate accuracy end to end (of all labelled plates), on
@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.calibration import default_calibration
 from edge.config import DetectorConfig, ReaderConfig
 from edge.detect import make_detector
 from edge.hotlist.matching import edit_distance
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         make_detector(DetectorConfig(**detector_options)),
         make_reader(reader_config),
         reader_config.min_confidence,
+        default_calibration("read_eval"),
     )
     try:
         report = evaluate(folders, finder, args.split, args.frame_sample)

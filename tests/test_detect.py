@@ -14,7 +14,7 @@ from benchmarks.synthetic.render import render_plate
 from edge.config import DetectorConfig
 from edge.detect import DEFAULT_TEXT_MODEL, MorphologyDetector, TextLineDetector, make_detector
 from edge.types import Box, Detection, Detector
-from models.build.fetch_text_detector import MODEL_SHA256
+from models.build.fetch_text_detector import BUILT_SHA256
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -154,7 +154,7 @@ def test_missing_model_file_names_the_fetch_script(tmp_path):
 
 
 def test_bundled_model_is_the_one_the_fetch_script_rebuilds():
-    assert hashlib.sha256(DEFAULT_TEXT_MODEL.read_bytes()).hexdigest() == MODEL_SHA256
+    assert hashlib.sha256(DEFAULT_TEXT_MODEL.read_bytes()).hexdigest() == BUILT_SHA256
 
 
 def _shared_labels(count_per_set: int) -> list[tuple[Path, Box]]:
