@@ -288,12 +288,15 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def _distance(a: str, b: str) -> int:
-    """`edit_distance`, short-cut for equal lengths: two substitutions cannot be beaten there
-    (matching a shifted character costs an insertion and a deletion)."""
+    """`edit_distance`, with short cuts for the usual misreads: at equal lengths, up to two
+    substitutions cannot be beaten (matching a shifted character costs an insertion and a
+    deletion); at lengths one apart, one missing or extra character is distance 1."""
     if len(a) == len(b):
         differing = sum(x != y for x, y in zip(a, b, strict=True))
         if differing <= 2:
             return differing
+    elif _within_edits(a, b, 1):
+        return 1
     return edit_distance(a, b)
 
 
