@@ -256,6 +256,7 @@ def test_clip_config_runs_each_clip_as_its_own_camera_with_the_sets_hotlist(tmp_
     assert config.alerts.journal.parent == tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason=f"reader model {DEFAULT_MODEL} not built")
 def test_replay_of_the_short_clip_through_the_daemon(tmp_path):
     footage = load_footage_set(SHORT)
