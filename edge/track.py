@@ -32,14 +32,14 @@ from edge.types import Box, Detection, Frame, PlateRead, VehicleRead
 
 logger = logging.getLogger(__name__)
 
-_MAX_JUMP_HEIGHTS = (3.0, 25.0, 8.0)
+_MAX_JUMP_HEIGHTS = (3.0, 1.0, 8.0)
 """Largest centre distance, in plate heights, that links a detection with no overlap: a base,
-a growth per second since the track was last seen (plates near the camera move fast, and
+a growth per frame since the track was last seen (plates near the camera move fast, and
 detection may not run on every frame), and a cap."""
 _CONTAINED = 0.8
 """A detection box this much inside the predicted box (or around it) continues the track."""
-_MAX_SIZE_RATIO = (1.6, 4.0, 2.2)
-"""Largest change of plate height between linked sightings: base, growth per second, cap."""
+_MAX_SIZE_RATIO = (1.6, 0.16, 2.2)
+"""Largest change of plate height between linked sightings: base, growth per frame, cap."""
 _CLEARLY_BETTER = 1.15
 """A crop is worth another read when its quality beats every crop read so far by this factor."""
 _GOOD_ENOUGH = 0.8
@@ -67,11 +67,12 @@ class _Track:
     first_seen: float
     last_seen: float
     first_boxes: list[Box] = field(default_factory=list)
-    recent: collections.deque[tuple[float, Box]] = field(
+    recent: collections.deque[tuple[int, Box]] = field(
         default_factory=lambda: collections.deque(maxlen=_RECENT_SIGHTINGS)
     )
-    """The last few sightings (capture time, box): motion and size are judged over these, so
-    one jittery detection box neither breaks the track nor throws its prediction off."""
+    """The last few sightings (frame index, box): motion and size are judged over these, so
+    one jittery detection box neither breaks the track nor throws its prediction off. Motion is
+    per frame, not per second: a file replayed as fast as possible has bursty capture times."""
     frames_seen: int = 0
     reads_requested: int = 0
     best_quality_requested: float = 0.0
@@ -85,11 +86,11 @@ class _Track:
         self.frames_seen += 1
         if len(self.first_boxes) < _RECENT_SIGHTINGS:
             self.first_boxes.append(box)
-        self.recent.append((frame.captured_at, box))
+        self.recent.append((frame.index, box))
 
-    def predicted_box(self, at: float) -> Box:
-        """Where the plate should be at time `at`: the last centre moved by the recent velocity,
-        with the recent median size."""
+    def predicted_box(self, at: int) -> Box:
+        """Where the plate should be in frame `at`: the last centre moved by the recent
+        velocity, with the recent median size."""
         (first_at, first_box), (last_at, last_box) = self.recent[0], self.recent[-1]
         (x0, y0), (x1, y1) = _centre(first_box), _centre(last_box)
         span = last_at - first_at
@@ -164,8 +165,8 @@ class PlateTracker:
         """Greedy one-to-one matching by similarity; unmatched detections start new tracks."""
         candidates = []
         for track in self._tracks.values():
-            predicted = track.predicted_box(frame.captured_at)
-            elapsed = frame.captured_at - track.last_seen
+            predicted = track.predicted_box(frame.index)
+            elapsed = frame.index - track.recent[-1][0]
             for d, detection in enumerate(detections):
                 similarity = self._similarity(predicted, detection.box, elapsed)
                 if similarity > 0:
@@ -184,7 +185,7 @@ class PlateTracker:
                 pairs.append((self._start(frame), detection))
         return pairs
 
-    def _similarity(self, predicted: Box, box: Box, elapsed: float) -> float:
+    def _similarity(self, predicted: Box, box: Box, elapsed: int) -> float:
         """Above 1 for overlapping boxes (1 + IoU), in (0, 1) for near ones, 0 for no link."""
         overlap = _iou(predicted, box)
         if overlap >= self.config.iou_threshold:
@@ -262,7 +263,10 @@ class PlateTracker:
         )
 
     def _forget_old_texts(self, now: float) -> None:
-        horizon = now - self.config.repeat_window_s - self.config.max_gap_s
+        """Drop texts that can no longer suppress anything: older than the repeat window before
+        the start of every open track (and of any track still to come)."""
+        earliest = min((track.first_seen for track in self._tracks.values()), default=now)
+        horizon = min(now, earliest) - self.config.repeat_window_s
         for text in [t for t, seen in self._recent_texts.items() if seen < horizon]:
             del self._recent_texts[text]
 
@@ -373,9 +377,9 @@ def _crop_quality(image: np.ndarray, detection: Detection) -> float:
     return h * float(np.sqrt(sharpness + 1.0))
 
 
-def _allowance(limits: tuple[float, float, float], elapsed: float) -> float:
-    base, per_second, cap = limits
-    return min(base + per_second * max(elapsed, 0.0), cap)
+def _allowance(limits: tuple[float, float, float], frames_elapsed: int) -> float:
+    base, per_frame, cap = limits
+    return min(base + per_frame * max(frames_elapsed, 0), cap)
 
 
 def _centre(box: Box) -> tuple[float, float]:

@@ -259,3 +259,17 @@ def test_one_badly_sized_detection_box_does_not_break_the_track():
     emitted = run(tracker, frames, reader)
 
     assert [v.frames_seen for _, v in emitted] == [12]
+
+
+def test_a_broken_track_whose_second_part_outlasts_the_repeat_window_is_still_one_read():
+    config = TrackingConfig(max_gap_s=0.2, early_emit_reads=0, repeat_window_s=0.5)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    frames = []
+    for step in range(70):
+        box = (100 + 2 * step, 200, 94, 20)
+        missed = 12 <= step < 18  # the first track ends; the second lasts 2 s
+        frames.append((frame_with(step, [box]), [] if missed else [Detection(box, 0.9)]))
+
+    emitted = run(tracker, frames, Reader({1: "AB12CDE", 2: "AB12CDE"}, 0.0))
+
+    assert [v.read.text for _, v in emitted] == ["AB12CDE"]
