@@ -198,7 +198,7 @@ class SyntheticClip:
 
     def frames(self) -> Iterator[np.ndarray]:
         noise_rng = np.random.default_rng(self._noise_seed)
-        exposure_s = 1 / 120 if self.options.night else 1 / 400
+        exposure_s = 1 / 250 if self.options.night else 1 / 1000
         noise_sigma = 6.0 if self.options.night else 2.0
         for index in range(self.frame_count):
             t = index / self.options.fps

@@ -34,15 +34,21 @@ class Camera:
 
     @classmethod
     def roadside(cls, width: int, height: int, zoom: float = 1.0) -> Camera:
-        """At zoom 1, a lens giving plate characters of 20-35 px near the camera at 1280 x 720;
-        more zoom narrows the view and enlarges plates."""
+        """At zoom 1, a lens giving plate characters of 25-35 px near the camera at 1280 x 720;
+        more zoom narrows the view and enlarges plates.
+
+        The camera is turned towards the road just far enough that the near lane vanishes at
+        the left edge of the picture: the far lane's vehicles then stay in view as close as
+        they can."""
+        focal_px = 2.1 * width * zoom
+        half_view_deg = float(np.degrees(np.arctan(width / 2 / focal_px)))
         return cls(
             width=width,
             height=height,
-            focal_px=2.1 * width * zoom,
+            focal_px=focal_px,
             position=(0.3, 2.3, 0.0),
             pitch_deg=7.0,
-            yaw_deg=12.0,
+            yaw_deg=half_view_deg + 1.6,
         )
 
     @property
