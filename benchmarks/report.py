@@ -36,6 +36,14 @@ class RunResult:
     reads: Sequence[ObservedRead]
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it lies inside it (reports get committed)."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _ms(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{1000 * seconds:.0f} ms"
 
@@ -284,7 +292,7 @@ def write_report(out_dir: Path, footage: FootageSet, runs: Sequence[RunResult]) 
     machine = f"{platform.machine()}, {runs[0].resources['machine_cores']} cores"
     report = {
         "generated_at": generated,
-        "footage": str(footage.root),
+        "footage": _shown(footage.root),
         "clips": [
             {
                 "name": c.name,
@@ -296,7 +304,7 @@ def write_report(out_dir: Path, footage: FootageSet, runs: Sequence[RunResult]) 
             }
             for c in footage.clips
         ],
-        "hotlist": None if footage.hotlist is None else str(footage.hotlist),
+        "hotlist": None if footage.hotlist is None else _shown(footage.hotlist),
         "machine": machine,
         "runs": [
             {
@@ -346,9 +354,9 @@ def _summary_line(
     machine: str,
     load: str,
 ) -> str:
-    hotlist = f"`{footage.hotlist}`" if footage.hotlist else "none"
+    hotlist = f"`{_shown(footage.hotlist)}`" if footage.hotlist else "none"
     return (
-        f"Footage `{footage.root}`: {len(footage.clips)} clip(s), {frames} frames, {passes} "
+        f"Footage `{_shown(footage.root)}`: {len(footage.clips)} clip(s), {frames} frames, {passes} "
         f"vehicle passes; hotlist {hotlist}.  \nConfigs: {configs}.  \n"
         f"Generated {generated} on {machine} ({load})."
     )
