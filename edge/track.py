@@ -8,9 +8,10 @@ each track: the first sighting, then crops clearly larger or sharper than any re
 while the reads do not yet agree, every other frame, up to `reads_per_track`. The reads are
 fused by per-character voting.
 
-When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees
-(the vehicle is often still in view: this is what keeps capture-to-alert latency low), or else
-when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
+When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees,
+or its read budget is spent (no later read could change the text), while the vehicle is often
+still in view: this is what keeps capture-to-alert latency low. Otherwise (and always with
+`early_emit_reads: 0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
 emitted within `repeat_window_s` is suppressed: that is the same vehicle, its track broken by
 missed detections.
 """
@@ -75,6 +76,7 @@ class _Track:
     per frame, not per second: a file replayed as fast as possible has bursty capture times."""
     frames_seen: int = 0
     reads_requested: int = 0
+    reads_answered: int = 0
     best_quality_requested: float = 0.0
     last_request_index: int = -(10**9)
     readings: list[_Reading] = field(default_factory=list)
@@ -132,17 +134,20 @@ class PlateTracker:
     ) -> None:
         """The reader's result for a pair `update` returned (None: nothing legible)."""
         track = self._tracks.get(track_id)
-        if track is None or read is None or not read.text:
+        if track is None:
+            return
+        track.reads_answered += 1
+        if read is None or not read.text:
             return
         quality = _crop_quality(frame.image, detection)
         track.readings.append(_Reading(read, frame, detection, quality))
 
     def finished(self, now: float) -> list[VehicleRead]:
-        """Reads of passes that ended (unseen for `max_gap_s` before `now`) or already agree."""
+        """Reads of passes that ended (unseen for `max_gap_s` before `now`) or are settled."""
         ready = []
         for track in list(self._tracks.values()):
             ended = now - track.last_seen > self.config.max_gap_s
-            if ended or (track.fused_text is None and self._agreed(track)):
+            if ended or self._settled(track):
                 vehicle = self._emit(track)
                 if vehicle is not None:
                     ready.append(vehicle)
@@ -221,10 +226,17 @@ class PlateTracker:
         return spaced and good_enough and not self._agreed(track)
 
     def _agreed(self, track: _Track) -> bool:
-        """Early emit: enough reads, all the same text."""
+        """Enough reads for an early emit, all the same text."""
         needed = self.config.early_emit_reads
         texts = {reading.read.text for reading in track.readings}
         return needed > 0 and len(track.readings) >= needed and len(texts) == 1
+
+    def _settled(self, track: _Track) -> bool:
+        """Early emit: the reads agree, or the read budget is spent and every read is in."""
+        if track.fused_text is not None or not track.readings or not self.config.early_emit_reads:
+            return False
+        spent = track.reads_answered >= self.config.reads_per_track
+        return spent or self._agreed(track)
 
     def _emit(self, track: _Track) -> VehicleRead | None:
         if track.fused_text is not None or not track.readings:

@@ -274,3 +274,17 @@ def test_a_broken_track_whose_second_part_outlasts_the_repeat_window_is_still_on
     emitted = run(tracker, frames, Reader({1: "AB12CDE", 2: "AB12CDE"}, 0.0))
 
     assert [v.read.text for _, v in emitted] == ["AB12CDE"]
+
+
+def test_a_track_whose_read_budget_is_spent_is_emitted_without_waiting_for_the_end():
+    config = TrackingConfig(reads_per_track=4, early_emit_reads=3)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    reader = Reader({2: "AB12CDE"}, error_rate=0.3, seed=4)  # reads that disagree
+
+    emitted = run(tracker, pass_of_one_vehicle(), reader)
+
+    assert len(emitted) == 1
+    emitted_at, vehicle = emitted[0]
+    assert reader.calls == 4
+    assert emitted_at < T0 + 29 / FPS  # while the plate is still in view
+    assert vehicle.read.text == "AB12CDE"
