@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import logging
 import os
 import socket
@@ -35,6 +36,7 @@ from benchmarks.scoring import HotlistLookup, ObservedAlert, ObservedHit, Observ
 from edge.config import ConfigError, EdgeConfig, _resolve_paths, parse_config
 from edge.hotlist import HotlistError, load_hotlists
 from edge.pipeline import Pipeline
+from edge.read import DEFAULT_MODEL as DEFAULT_READER_MODEL
 from edge.sources import FrameQueue
 from edge.types import Activation, Frame, Marker, VehicleRead
 
@@ -159,6 +161,25 @@ def clip_config(
     return parse_config(raw, source)
 
 
+def describe_models(config: EdgeConfig) -> dict[str, str]:
+    """Which detector and reader ran, with a short hash of each model file, so a report says
+    which model produced its figures."""
+
+    def model(path: Path) -> str:
+        if not path.is_file():
+            return f"{path} (missing)"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return f"{path.name} sha256:{digest}"
+
+    reader = config.reader.backend
+    if config.reader.backend == "onnx":
+        reader += f", {model(config.reader.model or DEFAULT_READER_MODEL)}"
+    detector = config.detector.backend
+    if config.detector.model is not None:
+        detector += f", {model(config.detector.model)}"
+    return {"detector": detector, "reader": reader}
+
+
 def hotlist_lookup(footage: FootageSet) -> HotlistLookup:
     if footage.hotlist is None:
         return lambda _vrm: frozenset()
@@ -186,9 +207,11 @@ def replay(
     stats: list[dict] = []
     total_frames = sum(clip.truth.frames for clip in footage.clips)
     bar = tqdm(total=total_frames, desc=label, unit="frame", disable=not progress, mininterval=0.5)
+    models: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="anpr-replay-") as state, ResourceMonitor() as usage:
         for clip in footage.clips:
             config = clip_config(base, footage, clip, Path(state), pacing, config_source)
+            models = describe_models(config)
             stats.append(_replay_clip(clip, config, reads, alerts, bar))
     bar.close()
     frames = sum(s["frames_processed"] for s in stats)
@@ -213,6 +236,7 @@ def replay(
     return RunResult(
         label=label,
         config=str(config_source),
+        models=models,
         pacing=pacing,
         score=score,
         resources=resources,

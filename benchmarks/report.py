@@ -30,6 +30,8 @@ COLOURS = ("tab:blue", "tab:orange")
 class RunResult:
     label: str
     config: str
+    models: dict[str, str]
+    """"detector" and "reader": backend and model file (with a short hash) that ran."""
     pacing: str
     score: Score
     resources: dict
@@ -310,6 +312,7 @@ def write_report(out_dir: Path, footage: FootageSet, runs: Sequence[RunResult]) 
             {
                 "label": run.label,
                 "config": run.config,
+                "models": run.models,
                 "pacing": run.pacing,
                 "figures": run.score.figures(),
                 "accuracy_by_plate_height": run.score.accuracy_by_plate_height(),
@@ -370,7 +373,11 @@ def _markdown(footage: FootageSet, runs: Sequence[RunResult], generated: str, ma
         f"{run.resources['machine_cpu_percent']:.0f}%"
         for run in runs
     )
-    configs = "; ".join(f"{run.label} = `{run.config}` (pacing {run.pacing})" for run in runs)
+    configs = "; ".join(
+        f"{run.label} = `{run.config}` (pacing {run.pacing}; detector {run.models['detector']}; "
+        f"reader {run.models['reader']})"
+        for run in runs
+    )
     return (
         "\n\n".join(
             [

@@ -181,6 +181,7 @@ def _run(label: str, alerts: list[ObservedAlert]) -> RunResult:
     return RunResult(
         label=label,
         config=f"{label}.yaml",
+        models={"detector": "text", "reader": "onnx, reader.onnx sha256:0123456789ab"},
         pacing="fast",
         score=score_run({"clip": TRUTH}, READS, alerts, hotlisted),
         resources={
@@ -213,6 +214,7 @@ def test_report_has_json_markdown_and_plots_side_by_side(tmp_path):
     assert "| **False firearms alerts (to TFC)** | **1** | **0** |" in markdown
     assert "| Capture-to-alert latency p50 / p95 / p99 | 300 ms /" in markdown
     assert "| CPU time per frame (all stages) | 15 ms | 15 ms |" in markdown
+    assert "reader onnx, reader.onnx sha256:0123456789ab" in markdown
     assert "**FALSE**" in markdown
     assert "| lighting: day | 6 | 83.3% / 50.0% | 83.3% / 50.0% |" in markdown
     for name in (LATENCY_PLOT, ACCURACY_PLOT, TIMELINE_PLOT):
@@ -270,3 +272,4 @@ def test_replay_of_the_short_clip_through_the_daemon(tmp_path):
     write_report(tmp_path / "out", footage, [run])
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["runs"][0]["figures"]["passes"] == 2
+    assert report["runs"][0]["models"]["reader"].startswith("onnx, reader.onnx sha256:")
