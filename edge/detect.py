@@ -3,13 +3,12 @@
 Two backends, chosen by measurement (see the Detector section of models/README.md):
 
 - "text": the PP-OCRv4 text detector (a DBNet, Apache-2.0, from the registry wheel
-  rapidocr-onnxruntime; `models/build/fetch_text_detector.py` fetches it) run with onnxruntime,
-  with DB post-processing in OpenCV and a filter that keeps plate-shaped lines of text.
+  rapidocr-onnxruntime; `models/build/fetch_text_detector.py` fetches and rebuilds it) run with
+  onnxruntime, DB post-processing in OpenCV, and a filter keeping plate-shaped lines of text.
 - "morphology": dark-on-light character strokes (black-hat, horizontal gradient, closing),
   contours kept by plate shape; needs no model, much less accurate.
 
-Both return boxes grown from the characters to the plate's usual extent, because the reader is
-trained on whole-plate crops.
+Both return boxes around the plate's characters, adjusted to what the reader reads best.
 """
 
 from __future__ import annotations
@@ -39,15 +38,17 @@ _MIN_SIDE_PX = 16
 
 @dataclass(frozen=True, slots=True)
 class PlateShape:
-    """Which lines of text can be a plate, and how far the plate extends around its text."""
+    """Which lines of text can be a plate, and the box handed to the reader for one."""
 
     min_aspect: float = 1.4
     max_aspect: float = 9.0
     min_text_height_px: int = 7
-    grow_x: float = 0.02
-    """Fraction of the text width added on each side (plate margins, an EU/UK side strip)."""
-    grow_y: float = 0.08
-    """Fraction of the text height added above and below (plate margins)."""
+    grow_x: float = 0.0
+    """Fraction of the text width added on each side (negative: removed)."""
+    grow_y: float = -0.06
+    """Fraction of the text height added above and below (negative: removed). Measured: the
+    reader, given the pipeline's crop margin on top, reads best from boxes slightly tighter than
+    DB's text boxes (end-to-end exact reads on the shared photos: 39% at -0.06, 27% at +0.08)."""
 
     def accepts(self, width: float, height: float) -> bool:
         return (
@@ -183,7 +184,11 @@ class TextLineDetector:
         bgr = as_bgr(image)
         if bgr is None:
             return []
-        probability = self.probability_map(bgr)
+        try:
+            probability = self.probability_map(bgr)
+        except Exception:  # a failed inference must not stop the daemon
+            logger.exception("text detector inference failed on an image of shape %s", bgr.shape)
+            return []
         sx, sy = bgr.shape[1] / probability.shape[1], bgr.shape[0] / probability.shape[0]
         detections = []
         for x, y, w, h, score in _merge_line_pieces(self._text_lines(probability)):
