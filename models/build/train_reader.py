@@ -214,7 +214,9 @@ def train(args: argparse.Namespace) -> None:
         lr = args.lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * progress))
         for group in optimiser.param_groups:
             group["lr"] = lr
-        images, targets, lengths = sampler.batch(args.batch, min(1.0, 0.15 + 1.7 * progress))
+        images, targets, lengths = sampler.batch(
+            args.batch, min(1.0, args.start_strength + (1 - args.start_strength) * 2 * progress)
+        )
         log_probs = model(images).log_softmax(-1).permute(1, 0, 2)
         input_lengths = torch.full((images.shape[0],), log_probs.shape[0], dtype=torch.long)
         loss = ctc(log_probs, targets, input_lengths, lengths)
@@ -245,6 +247,9 @@ def main() -> None:
     parser.add_argument("--uk-bases", type=int, default=8000, help="Rendered UK plates.")
     parser.add_argument("--other-bases", type=int, default=4000, help="Rendered other plates.")
     parser.add_argument("--save-every-s", type=float, default=180.0)
+    parser.add_argument(
+        "--start-strength", type=float, default=0.15, help="Augmentation strength at the start."
+    )
     parser.add_argument("--resume", action="store_true", help="Start from the last checkpoint.")
     parser.add_argument("--export-only", action="store_true", help="Export the last checkpoint.")
     parser.add_argument("--out", type=Path, default=MODELS / "reader.onnx")
