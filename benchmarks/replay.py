@@ -82,6 +82,9 @@ class FrameLog:
             position = min(bisect_left(self._times, captured_at), len(self._times) - 1)
             return self._indexes[position]
 
+    def __len__(self) -> int:
+        return len(self._queue)
+
     def __getattr__(self, name: str) -> object:
         return getattr(self._queue, name)
 

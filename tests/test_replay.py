@@ -241,7 +241,7 @@ def test_frame_log_maps_capture_times_to_frame_indexes():
     assert [log.get(timeout=0.1).index for _ in range(4)] == [0, 1, 3, 4]
     assert log.index_at(T0 + 3 / FPS) == 3
     assert log.index_at(T0 + 2.5 / FPS) == 3
-    assert len(seen) == 4 and log.dropped == 0
+    assert len(seen) == 4 and log.dropped == 0 and len(log) == 0
 
 
 def test_clip_config_runs_each_clip_as_its_own_camera_with_the_sets_hotlist(tmp_path):
