@@ -28,7 +28,7 @@ from edge.detect import make_detector
 from edge.hotlist import HotlistWatcher, alerting_hits
 from edge.motion import MotionGate
 from edge.read import make_reader
-from edge.sources import FrameQueue, FrameSource
+from edge.sources import FrameQueue, FrameSource, SourceKind, source_kind
 from edge.track import PlateTracker
 from edge.types import Activation, Detection, Detector, Frame, PlateRead, Reader, VehicleRead
 
@@ -122,8 +122,13 @@ class CameraWorker:
         self.motion = MotionGate(self.calibration) if config.tracking.motion_gate else None
         self.tracker = PlateTracker(camera.id, config.tracking, self.calibration)
         self.on_vehicle = on_vehicle
+        self.keeps_up_with_live = not (
+            source_kind(camera.source) is SourceKind.FILE and camera.pacing == "fast"
+        )
+        """Live and real-time sources detect on the newest frame only; fast replay on every frame."""
         self.frames_processed = 0
         self.frames_skipped_still = 0
+        self.frames_skipped_busy = 0
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._stopping = threading.Event()
 
@@ -147,7 +152,7 @@ class CameraWorker:
         while True:
             frame = self.queue.get(timeout=0.2)
             if frame is None:
-                if self._stopping.is_set() or self.source.finished:
+                if self._stopping.is_set() or (self.source.finished and len(self.queue) == 0):
                     break
                 self._emit(self.tracker.finished(time.time()))
                 continue
@@ -159,7 +164,10 @@ class CameraWorker:
 
     def _process(self, frame: Frame) -> None:
         self.frames_processed += 1
-        if self.motion is not None and not self.motion.has_motion(frame.image):
+        if self.keeps_up_with_live and len(self.queue) > 0:
+            # A newer frame is waiting: detecting on this one would only add latency.
+            self.frames_skipped_busy += 1
+        elif self.motion is not None and not self.motion.has_motion(frame.image):
             self.frames_skipped_still += 1
         else:
             detections = self.finder.detect(frame.image)
@@ -201,7 +209,7 @@ class Pipeline:
     def _on_vehicle(self, vehicle: VehicleRead) -> None:
         with self._match_lock:
             self.reads += 1
-            logger.info(
+            logger.debug(
                 "camera %s: read %s (%.2f) track %d",
                 vehicle.camera_id,
                 vehicle.read.text,
@@ -232,6 +240,7 @@ class Pipeline:
             "dropped": sum(worker.queue.dropped for worker in self.workers),
             "frames_processed": sum(worker.frames_processed for worker in self.workers),
             "frames_skipped_still": sum(worker.frames_skipped_still for worker in self.workers),
+            "frames_skipped_busy": sum(worker.frames_skipped_busy for worker in self.workers),
             "reads": self.reads,
             "alerts": self.alerts,
             "hotlist_entries": len(self.hotlists.current),
@@ -262,7 +271,10 @@ class Pipeline:
     def _report_health(self) -> None:
         for worker in self.workers:
             health = worker.source.health().to_dict()
-            logger.info("camera health %s", json.dumps(health))
+            unhealthy = not health["connected"] and not health["finished"]
+            logger.log(
+                logging.WARNING if unhealthy else logging.DEBUG, "camera health %s", json.dumps(health)
+            )
             self.publisher.publish_status({"type": "camera_health", **health})
 
     def _shutdown(self) -> None:
