@@ -33,7 +33,7 @@ from tqdm import tqdm
 from benchmarks.footageset import Clip, FootageError, FootageSet, load_footage_set
 from benchmarks.report import RunResult, update_readme, write_report
 from benchmarks.scoring import HotlistLookup, ObservedAlert, ObservedHit, ObservedRead, score_run
-from edge.config import ConfigError, EdgeConfig, _resolve_paths, parse_config
+from edge.config import ConfigError, EdgeConfig, parse_config, resolve_paths
 from edge.hotlist import HotlistError, load_hotlists
 from edge.pipeline import Pipeline
 from edge.read import DEFAULT_MODEL as DEFAULT_READER_MODEL
@@ -137,7 +137,7 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return _resolve_paths(raw, path.parent)
+    return resolve_paths(raw, path.parent)
 
 
 def clip_config(

@@ -218,7 +218,9 @@ class AlertsConfig(_Section):
 
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="WARNING", description="Log level of the daemon (the -v flag raises it)."
+        default="INFO",
+        description="INFO: alerts, hotlist reloads, camera faults; DEBUG adds every read (personal "
+        "data: keep off in service).",
     )
     health_interval_s: float = Field(
         default=10.0, gt=0, description="How often camera health is logged and published."
@@ -244,7 +246,7 @@ class EdgeConfig(_Section):
         return cameras
 
 
-def _resolve_paths(raw: object, base: Path) -> object:
+def resolve_paths(raw: object, base: Path) -> object:
     """Resolve relative paths in the known path fields against the config file's directory."""
     if not isinstance(raw, dict):
         return raw
@@ -297,7 +299,7 @@ def parse_config(raw: object, source: Path) -> EdgeConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
     try:
-        return EdgeConfig.model_validate(_resolve_paths(raw, source.parent))
+        return EdgeConfig.model_validate(resolve_paths(raw, source.parent))
     except ValidationError as error:
         raise ConfigError(format_validation_error(source, error)) from None
 
