@@ -151,10 +151,12 @@ for _pairs, _cost in (
         _LOOK_ALIKES.setdefault(_a, {})[_b] = _cost
         _LOOK_ALIKES.setdefault(_b, {})[_a] = _cost
 
-MAX_SUBSTITUTIONS = 1
+MAX_SUBSTITUTIONS = 2
 """More than this and the read is more likely a foreign or unusual plate than a misread."""
-_MAX_SUBSTITUTION_COST = math.log(200)
-"""A character the reader found 200 times less likely than the one it read is not a misread."""
+_MAX_TABLE_COST = 2.0
+"""Without the reader's probabilities: two close look-alikes (SMOI -> SM01) or one weaker one."""
+_MAX_PROBABILITY_COST = math.log(200)
+"""A text the reader found 200 times less likely than the one it read is not a misread."""
 _MIN_CANDIDATE_PROBABILITY = 0.02
 _PROBABILITY_FLOOR = 1e-6
 
@@ -183,7 +185,7 @@ def _substitution(
             p = max(float(probs[ALPHABET.index(c)]), _PROBABILITY_FLOOR)
             # Even an even-odds swap costs a little, so that fewer substitutions win ties.
             options.append((max(0.05, math.log(p_read / p)), c))
-    options = [option for option in options if option[0] <= _MAX_SUBSTITUTION_COST]
+    options = [option for option in options if option[0] <= _MAX_PROBABILITY_COST]
     if not options:
         return None
     cost, char = min(options)
@@ -202,6 +204,7 @@ def corrections(text: str, char_probs: np.ndarray | None = None) -> list[Correct
         raise ValueError(
             f"char_probs has shape {np.shape(char_probs)}; expected ({len(text)}, {len(ALPHABET)})"
         )
+    max_cost = _MAX_TABLE_COST if char_probs is None else _MAX_PROBABILITY_COST
     best_by_text: dict[str, Correction] = {}
     for template in _TEMPLATES_BY_LENGTH.get(len(text), []):
         chars, cost, substitutions = list(text), 0.0, 0
@@ -210,7 +213,7 @@ def corrections(text: str, char_probs: np.ndarray | None = None) -> list[Correct
                 continue
             swap = _substitution(char, allowed, None if char_probs is None else char_probs[i])
             substitutions += 1
-            if swap is None or substitutions > MAX_SUBSTITUTIONS:
+            if swap is None or substitutions > MAX_SUBSTITUTIONS or cost + swap[1] > max_cost:
                 break
             chars[i] = swap[0]
             cost += swap[1]

@@ -83,6 +83,7 @@ def test_normalise() -> None:
         ("ABI2CDE", ("AB12CDE", "current")),  # I never in current; digit position
         ("AB12CD0", ("AB12CDO", "current")),  # 0 in a letter position: O before D
         ("AB12CDQ", ("AB12CDO", "current")),  # Q only on Q plates
+        ("SMOILMF", ("SM01LMF", "current")),  # both age-identifier digits read as letters
         ("ABC12ED", ("ABC123D", "suffix")),  # E and 3 look alike; a digit belongs there
         ("K179658", ("K179658", None)),  # a foreign plate is kept as read, not forced
         ("ZZZZZZZZ", ("ZZZZZZZZ", None)),
