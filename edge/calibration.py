@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.config import ConfigError, DetectorConfig
+from edge.config import ConfigError, DetectorConfig, read_yaml
 from edge.types import Box, Detection
 
 logger = logging.getLogger(__name__)
@@ -202,18 +202,7 @@ class _CalibrationFile(_Section):
 def load_calibration(path: Path, *, camera_id: str | None = None) -> Calibration:
     """Read a calibration YAML file; with `camera_id`, also check it is that camera's."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CalibrationError(f"{path}: cannot read calibration file: {error.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        raise CalibrationError(
-            f"{path}:{where} not valid YAML: {getattr(error, 'problem', error)}"
-        ) from None
+    text, raw = read_yaml(path, "calibration", CalibrationError)
     if not isinstance(raw, dict):
         raise CalibrationError(f"{path}: expected a mapping with camera_id, roi, plate_height_px")
     try:

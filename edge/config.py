@@ -304,18 +304,26 @@ def parse_config(raw: object, source: Path) -> EdgeConfig:
         raise ConfigError(format_validation_error(source, error)) from None
 
 
-def load_config(path: str | Path) -> EdgeConfig:
-    path = Path(path)
+def read_yaml(
+    path: Path, what: str, error_type: type[ConfigError] = ConfigError
+) -> tuple[str, object]:
+    """The text of a YAML file and what it parses to; errors name the file, line and column."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+        raise error_type(f"{path}: cannot read {what} file: {error.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        return text, yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(error, 'problem', error)}") from None
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(error, "problem", error)
+        raise error_type(f"{path}:{where} not valid YAML: {problem}") from None
+
+
+def load_config(path: str | Path) -> EdgeConfig:
+    path = Path(path)
+    _, raw = read_yaml(path, "config")
     return parse_config(raw, path)
 
 
