@@ -328,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--readme",
         type=Path,
-        help="Also put the headline table and timeline plot in this README's REPLAY-HEADLINE block.",
+        action="append",
+        default=[],
+        help="Also put the headline table and timeline plot in this README's REPLAY-HEADLINE "
+        "block (may be given more than once).",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="No progress bar.")
     args = parser.parse_args(argv)
@@ -359,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.replay: {error}", file=sys.stderr)
         return 2
     write_report(args.report, footage, runs)
-    if args.readme is not None:
-        update_readme(args.readme, args.report, footage, runs)
+    for readme in args.readme:
+        update_readme(readme, args.report, footage, runs)
     print(f"report: {args.report / 'report.md'}")
     return 0
 

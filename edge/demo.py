@@ -71,7 +71,7 @@ def describe(role: str, message: dict) -> str:
     label = "POSSIBLE MISREAD" if message.get("possible_misread") else "EXACT"
     crop = (message.get("evidence", {}).get("plate_crop") or {}).get("path") or ""
     return (
-        f"[{role.upper()} console] ALERT {label} {read['text']} (conf {read['confidence']:.2f}; "
+        f"[{role.upper()} console] ALERT for {message['role'].upper()} {label} {read['text']} (conf {read['confidence']:.2f}; "
         f"alternatives {alternatives}) markers={'+'.join(message['markers'])} "
         f"action=\"{hit['entry']['action']}\" info=\"{hit['entry']['information']}\" "
         f"camera={message['camera_id']} at {message['captured_at_iso']}"
