@@ -316,9 +316,15 @@ def read_images(images: Sequence[Path], *, as_json: bool, config_path: Path | No
     )
     status = 0
     for path in images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as error:
+            print(f"anpr-edge read: {path}: cannot read: {error.strerror}", file=sys.stderr)
+            status = 1
+            continue
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
-            print(f"anpr-edge read: {path}: not a readable image file", file=sys.stderr)
+            print(f"anpr-edge read: {path}: not an image file OpenCV can decode", file=sys.stderr)
             status = 1
             continue
         plates = [
