@@ -30,7 +30,16 @@ from edge.motion import MotionGate
 from edge.read import make_reader
 from edge.sources import FrameQueue, FrameSource, SourceKind, source_kind
 from edge.track import PlateTracker
-from edge.types import Activation, Detection, Detector, Frame, PlateRead, Reader, VehicleRead
+from edge.types import (
+    Activation,
+    Box,
+    Detection,
+    Detector,
+    Frame,
+    PlateRead,
+    Reader,
+    VehicleRead,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +50,7 @@ _CROP_MARGIN = 0.08
 """Fraction of the box width/height added around a detection before reading."""
 
 
-def plate_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def plate_crop(image: np.ndarray, box: Box) -> np.ndarray:
     """The detection's crop with a small margin, clipped to the image."""
     x, y, w, h = box
     mx, my = int(w * _CROP_MARGIN) + 1, int(h * _CROP_MARGIN * 2) + 1
