@@ -10,6 +10,7 @@ each decision) when that matters.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import fcntl
 import hashlib
@@ -110,10 +111,12 @@ def verify_decision_log(log_path: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m edge.decisions LOG...`: check decision logs; exit 1 if any chain is broken."""
-    paths = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
-    if not paths:
-        print("usage: python -m edge.decisions DECISION_LOG...", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(
+        prog="python -m edge.decisions",
+        description="Check that decision logs are intact (every line hash-chained to the last).",
+    )
+    parser.add_argument("logs", nargs="+", type=Path, metavar="DECISION_LOG")
+    paths = parser.parse_args(argv).logs
     status = 0
     for path in paths:
         try:
