@@ -359,9 +359,10 @@ def _corrected(
     text, plate_format = correct(text)
     corrected_alternatives: dict[str, float] = {}
     for alternative, score in alternatives.items():
-        fixed, _ = correct(alternative)
-        if fixed != text:
-            corrected_alternatives[fixed] = max(corrected_alternatives.get(fixed, 0.0), score)
+        # The raw text stays beside its correction: correction can turn a truncated read into
+        # another plate, and the hotlist's misread matching needs what was actually seen.
+        for candidate in {alternative, correct(alternative)[0]} - {text}:
+            corrected_alternatives[candidate] = max(corrected_alternatives.get(candidate, 0.0), score)
     ranked = sorted(corrected_alternatives.items(), key=lambda item: item[1], reverse=True)
     return PlateRead(
         text=text,
