@@ -1,4 +1,4 @@
-"""Alert delivery to the commanders: versioned JSON alerts over CURVE-secured ZeroMQ, journalled first.
+"""Alert delivery to the commanders: versioned alerts over CURVE-secured ZeroMQ, journalled first.
 
 The daemon binds one ROUTER socket (CURVE server). Consoles connect DEALER sockets (CURVE
 clients) with their own key pair. A ZAP handler admits only public keys enrolled in the config and
@@ -9,16 +9,19 @@ Routing: an alert whose hits carry a firearms marker has role "tfc" and goes to 
 any other alert has role "tsg" and goes to tsg consoles and to tfc consoles enrolled with
 `tsg_alerts: true` (the default).
 
-Delivery is at-least-once with de-duplication by alert id at the console: `publish()` commits the
-alert to the journal, then hands it to the I/O thread that owns the socket. A console says hello on
-connecting; the daemon then sends, oldest first, every alert for its roles that this console has
-not acknowledged, then new alerts as they come. Heartbeats flow both ways every `heartbeat_s`.
-The message catalogue is in edge/ALERT_FORMAT.md.
+An alert is a JSON header frame followed by its evidence JPEGs as binary frames, encoded once by
+the caller (`encode_evidence`, on the camera worker's thread) before `publish()`.
+
+Delivery is at-least-once with de-duplication by alert id at the console: `publish()` queues the
+alert for the I/O thread that owns the socket, which commits every alert waiting in one journal
+transaction (group commit) and only then sends them: nothing reaches a console before it is in the
+journal. A console says hello on connecting; the daemon then sends, oldest first, every alert for
+its roles that this console has not acknowledged, then new alerts as they come. Heartbeats flow
+both ways every `heartbeat_s`. The message catalogue is in edge/ALERT_FORMAT.md.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import errno
 import json
@@ -39,13 +42,13 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from edge.config import AlertsConfig, ConfigError, ConsoleKey
-from edge.journal import Journal, JournalError
+from edge.journal import AlertRecord, Journal, JournalError
 from edge.keys import KeyFileError, load_public_key, load_secret_key
-from edge.types import Activation, Role
+from edge.types import Activation, Role, VehicleRead
 
 logger = logging.getLogger(__name__)
 
-ALERT_FORMAT_VERSION = 1
+ALERT_FORMAT_VERSION = 2
 ZAP_DOMAIN = "anpr-edge"
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 """Largest message a console may send; libzmq drops the connection of a client sending more."""
@@ -57,9 +60,18 @@ OVERVIEW_JPEG_QUALITY = 75
 PLATE_JPEG_QUALITY = 90
 
 _REPLAY_PAGE = 256
+_COMMIT_BATCH_MAX = 256
+"""Most alerts committed in one transaction; more waiting are committed after these are sent."""
 _SESSION_TIMEOUT_BEATS = 3
 _SEND_HWM = 1000
 _ACK_FLUSH_S = 0.1
+_BEHIND_POLL_MS = 10
+"""How often a console that has fallen behind is fed from the journal (ROUTER has no POLLOUT
+per console)."""
+_SEND_MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
+_SEND_LAST = int(zmq.NOBLOCK)
+"""Flags as plain ints, frame by frame: pyzmq's send_multipart spends three times as long on
+enum arithmetic per frame as on the sends themselves."""
 _REFUSAL_LOG_INTERVAL_S = 60.0
 _REFUSAL_PARTIES_KEPT = 4096
 
@@ -68,7 +80,33 @@ def _iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
 
 
-def _jpeg(image: np.ndarray, quality: int, max_width: int | None = None) -> dict | None:
+@dataclass(frozen=True, slots=True)
+class EvidenceImage:
+    """One evidence image as consoles receive it."""
+
+    jpeg: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """An alert's images, JPEG-encoded once, before `publish()`; None where there is no image."""
+
+    plate_crop: EvidenceImage | None
+    overview: EvidenceImage | None
+
+
+def encode_evidence(vehicle: VehicleRead) -> Evidence:
+    """The plate crop (quality 90, native size) and the overview (at most 640 px wide, quality 75)
+    as JPEGs. About 1 ms for a 1280x720 frame: the caller pays it, not the alert I/O thread."""
+    return Evidence(
+        plate_crop=_jpeg(vehicle.plate_crop, PLATE_JPEG_QUALITY),
+        overview=_jpeg(vehicle.overview, OVERVIEW_JPEG_QUALITY, OVERVIEW_MAX_WIDTH),
+    )
+
+
+def _jpeg(image: np.ndarray, quality: int, max_width: int | None = None) -> EvidenceImage | None:
     if image is None or image.size == 0:
         return None
     height, width = image.shape[:2]
@@ -85,17 +123,29 @@ def _jpeg(image: np.ndarray, quality: int, max_width: int | None = None) -> dict
             "alerts: cannot encode a %s evidence image as JPEG; sent without it", image.shape
         )
         return None
-    return {
-        "media_type": "image/jpeg",
-        "width": int(width),
-        "height": int(height),
-        "data": base64.b64encode(data.tobytes()).decode("ascii"),
-    }
+    return EvidenceImage(data.tobytes(), int(width), int(height))
 
 
-def encode_alert(activation: Activation, alert_id: str, created_at: float) -> dict:
-    """The versioned alert document (edge/ALERT_FORMAT.md), evidence JPEGs inline as base64."""
+def encode_alert(
+    activation: Activation, evidence: Evidence, alert_id: str, created_at: float
+) -> dict:
+    """The versioned alert header (edge/ALERT_FORMAT.md). Each evidence image present is described
+    by the number of the frame that carries its JPEG: 1 for the first, in the order of
+    `alert_frames`."""
     vehicle, read = activation.vehicle, activation.vehicle.read
+    images: dict[str, dict | None] = {}
+    frame = 0
+    for name, image in (("plate_crop", evidence.plate_crop), ("overview", evidence.overview)):
+        if image is None:
+            images[name] = None
+            continue
+        frame += 1
+        images[name] = {
+            "media_type": "image/jpeg",
+            "width": image.width,
+            "height": image.height,
+            "frame": frame,
+        }
     hits = [
         {
             "kind": str(hit.kind),
@@ -144,11 +194,27 @@ def encode_alert(activation: Activation, alert_id: str, created_at: float) -> di
         "direction": vehicle.direction,
         "frames_seen": int(vehicle.frames_seen),
         "plate_box": [int(v) for v in vehicle.box],
-        "evidence": {
-            "plate_crop": _jpeg(vehicle.plate_crop, PLATE_JPEG_QUALITY),
-            "overview": _jpeg(vehicle.overview, OVERVIEW_JPEG_QUALITY, OVERVIEW_MAX_WIDTH),
-        },
+        "evidence": images,
     }
+
+
+def alert_record(activation: Activation, evidence: Evidence) -> AlertRecord:
+    """A new alert (fresh id, created now) as it is journalled and sent."""
+    alert_id = str(uuid.uuid4())
+    created_at = time.time()
+    return AlertRecord(
+        alert_id,
+        str(activation.role),
+        created_at,
+        dump_message(encode_alert(activation, evidence, alert_id, created_at)),
+        evidence.plate_crop and evidence.plate_crop.jpeg,
+        evidence.overview and evidence.overview.jpeg,
+    )
+
+
+def alert_frames(alert: AlertRecord) -> list[bytes]:
+    """The alert's message: its header, then the JPEG of each image it has, plate crop first."""
+    return [alert.document, *(i for i in (alert.plate_crop, alert.overview) if i is not None)]
 
 
 def _plain(value: object) -> object:
@@ -223,14 +289,6 @@ _Acks = dict[str, tuple[frozenset[str], list[str]]]
 """Acknowledgements not yet recorded: console name -> (its roles, alert ids)."""
 
 
-@dataclass(slots=True)
-class _Outgoing:
-    seq: int | None
-    """Journal sequence number; None when the journal write failed (sent live only)."""
-    role: str
-    document: bytes
-
-
 class AlertPublisher:
     """Journals each activation, then delivers it to the consoles entitled to it."""
 
@@ -251,8 +309,8 @@ class AlertPublisher:
             logger.warning(
                 "alerts: no consoles enrolled in alerts.consoles; alerts are only journalled"
             )
-        self._publish_lock = threading.Lock()
-        self._outbox: queue.SimpleQueue[_Outgoing] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[AlertRecord] = queue.SimpleQueue()
+        """Published alerts waiting for the I/O thread to journal and send them, in order."""
         self._status: queue.Queue[bytes] = queue.Queue(maxsize=100)
         self._wake_read, self._wake_write = os.pipe()
         self._wake_pending = False
@@ -302,28 +360,19 @@ class AlertPublisher:
         self._thread.start()
         logger.info("alerts: serving consoles on %s", self.endpoint)
 
-    def publish(self, activation: Activation) -> str:
-        """Journal the alert (durably), queue it for sending; returns its id. Thread-safe."""
-        alert_id = str(uuid.uuid4())
-        created_at = time.time()
-        document = dump_message(encode_alert(activation, alert_id, created_at))
-        role = str(activation.role)
-        # One lock around commit and enqueue: the I/O thread sees alerts in journal order.
-        with self._publish_lock:
-            try:
-                seq: int | None = self._journal.append(alert_id, role, created_at, document)
-            except sqlite3.Error as error:
-                # Reaching the commander matters more than durability: send it live anyway.
-                logger.error(
-                    "alerts: journal %s failed (%s): alert %s is sent but cannot be replayed",
-                    self.config.journal,
-                    error,
-                    alert_id,
-                )
-                seq = None
-            self._outbox.put(_Outgoing(seq, role, document))
+    def publish(self, activation: Activation, evidence: Evidence) -> str:
+        """Queue the alert and return its id at once; thread-safe, and never waits for the disk.
+
+        The I/O thread commits it to the journal (with any others waiting) before sending it, so
+        a console never sees an alert that a restarted daemon would not know; a kill -9 can only
+        lose an alert published in the last moment before it (no later than it would have reached
+        a console), as it can lose a vehicle still being tracked."""
+        if self._stopping.is_set():
+            raise RuntimeError("alerts: publish() after close()")
+        alert = alert_record(activation, evidence)
+        self._outbox.put(alert)
         self._wake()
-        return alert_id
+        return alert.alert_id
 
     def publish_status(self, status: dict) -> None:
         """Camera health and the like, to every connected console; best effort, not journalled."""
@@ -392,14 +441,19 @@ class AlertPublisher:
         next_ack_flush = time.monotonic() + _ACK_FLUSH_S
         while True:
             try:
-                behind = any(not s.caught_up for s in self._sessions.values())
-                wait_s = min(next_beat, next_ack_flush) - time.monotonic()
-                events = dict(poller.poll(10 if behind else max(0, int(wait_s * 1000))))
+                if not self._outbox.empty():
+                    timeout_ms = 0  # more waiting than one commit takes
+                elif any(not s.caught_up for s in self._sessions.values()):
+                    timeout_ms = _BEHIND_POLL_MS
+                else:
+                    wait_s = min(next_beat, next_ack_flush) - time.monotonic()
+                    timeout_ms = max(0, int(wait_s * 1000))
+                events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._wake_pending = False
                     os.read(self._wake_read, 65536)
                 self._receive_all(socket)
-                self._send_new(socket)
+                self._journal_and_send_new(socket)
                 self._send_status(socket)
                 self._catch_up(socket)
                 now = time.monotonic()
@@ -413,8 +467,11 @@ class AlertPublisher:
                 if stopping:
                     break
             except Exception:
-                # Keep serving: every alert is in the journal and is re-sent on the next hello.
+                # Keep serving, and feed every console from the journal from where its last
+                # successful send left it: an alert committed but not sent is not skipped.
                 logger.exception("alerts: error in the I/O loop")
+                for session in self._sessions.values():
+                    session.caught_up = False
                 time.sleep(0.1)
         socket.close(linger=self._close_linger_ms)
 
@@ -427,14 +484,24 @@ class AlertPublisher:
             self._handle(socket, frames)
 
     def _flush_acks(self) -> None:
-        """Record the acks gathered since the last flush, one transaction per console.
+        """Record the acks gathered since the last flush.
 
-        Deferring them is safe: an ack lost with the daemon only means that alert is re-sent,
-        and the console skips what it has already shown."""
+        Deferring them, or failing to record them, is safe: an ack lost only means that alert is
+        re-sent, and the console skips what it has already shown."""
         now = time.time()
-        for name, (receives, ids) in self._pending_acks.items():
-            self._journal.record_acks(name, receives, ids, now)
-        self._pending_acks = {}
+        pending, self._pending_acks = self._pending_acks, {}
+        for name, (receives, ids) in pending.items():
+            try:
+                self._journal.record_acks(name, receives, ids, now)
+            except sqlite3.Error as error:
+                logger.error(
+                    "alerts: journal %s failed (%s): %d acks from %s not recorded; "
+                    "those alerts will be re-sent to it",
+                    self.config.journal,
+                    error,
+                    len(ids),
+                    name,
+                )
 
     def _identify(self, frame: zmq.Frame) -> ConsoleKey | None:
         """Who sent this message: the enrolled console of its CURVE key (None when insecure)."""
@@ -517,13 +584,14 @@ class AlertPublisher:
             "receives": sorted(receives),
             "heartbeat_s": self.config.heartbeat_s,
         }
-        self._send(socket, session, dump_message(welcome))
+        self._send(socket, session, [dump_message(welcome)])
 
-    def _send(self, socket: zmq.Socket, session: _Session, payload: bytes) -> bool:
-        """Send without blocking; False when the console's pipe is full or it has gone."""
+    def _send(self, socket: zmq.Socket, session: _Session, frames: list[bytes]) -> bool:
+        """Send one message without blocking; False when the console's pipe is full or it has
+        gone."""
         try:
-            socket.send_multipart([session.routing_id, payload], zmq.NOBLOCK)
-            return True
+            # A ROUTER takes or refuses a message at its first frame (the console's routing id).
+            socket.send(session.routing_id, _SEND_MORE)
         except zmq.Again:
             if session.caught_up:
                 logger.info(
@@ -536,6 +604,10 @@ class AlertPublisher:
                 raise
             self._drop(session, "its connection has gone")
             return False
+        for frame in frames[:-1]:
+            socket.send(frame, _SEND_MORE)
+        socket.send(frames[-1], _SEND_LAST)
+        return True
 
     def _drop(self, session: _Session, why: str) -> None:
         logger.info("alerts: console %s dropped: %s", session.name, why)
@@ -543,21 +615,37 @@ class AlertPublisher:
             del self._sessions[session.name]
         self._routes.pop(session.routing_id, None)
 
-    def _send_new(self, socket: zmq.Socket) -> None:
-        while True:
+    def _journal_and_send_new(self, socket: zmq.Socket) -> None:
+        """Commit the alerts waiting (up to _COMMIT_BATCH_MAX) in one transaction, then send them
+        to the consoles that are caught up; the others will read them from the journal."""
+        batch: list[AlertRecord] = []
+        while len(batch) < _COMMIT_BATCH_MAX:
             try:
-                outgoing = self._outbox.get_nowait()
+                batch.append(self._outbox.get_nowait())
             except queue.Empty:
-                return
+                break
+        if not batch:
+            return
+        try:
+            seqs = self._journal.append(batch)
+        except sqlite3.Error as error:
+            # Reaching the commander matters more than durability: send them live anyway.
+            logger.error(
+                "alerts: journal %s failed (%s): alerts %s are sent but cannot be replayed",
+                self.config.journal,
+                error,
+                ", ".join(alert.alert_id for alert in batch),
+            )
+            seqs = [None] * len(batch)
+        for alert, seq in zip(batch, seqs, strict=True):
+            frames = alert_frames(alert)
             for session in list(self._sessions.values()):
-                if not session.caught_up or outgoing.role not in session.receives:
+                if not session.caught_up or alert.role not in session.receives:
                     continue
-                if outgoing.seq is None:
-                    self._send(socket, session, outgoing.document)
-                elif outgoing.seq > session.cursor and self._send(
-                    socket, session, outgoing.document
-                ):
-                    session.cursor = outgoing.seq
+                if seq is None:
+                    self._send(socket, session, frames)
+                elif seq > session.cursor and self._send(socket, session, frames):
+                    session.cursor = seq
 
     def _send_status(self, socket: zmq.Socket) -> None:
         while True:
@@ -567,7 +655,7 @@ class AlertPublisher:
                 return
             for session in list(self._sessions.values()):
                 if session.caught_up:
-                    self._send(socket, session, message)
+                    self._send(socket, session, [message])
 
     def _catch_up(self, socket: zmq.Socket) -> None:
         """Replay the journal to consoles that are behind, oldest first, until their pipe fills."""
@@ -582,11 +670,11 @@ class AlertPublisher:
                     limit=_REPLAY_PAGE,
                 )
                 sent_all = True
-                for alert in page:
-                    if not self._send(socket, session, alert.document):
+                for seq, alert in page:
+                    if not self._send(socket, session, alert_frames(alert)):
                         sent_all = False
                         break
-                    session.cursor = alert.seq
+                    session.cursor = seq
                 if not sent_all:
                     break
                 if len(page) < _REPLAY_PAGE:
@@ -601,7 +689,7 @@ class AlertPublisher:
             if now - session.last_heard > limit:
                 self._drop(session, f"no message for {limit:.1f} s")
             else:
-                self._send(socket, session, heartbeat)
+                self._send(socket, session, [heartbeat])
 
 
 class _Malformed(ValueError):

@@ -2,19 +2,21 @@
 
 `ConsoleClient` is the whole protocol seen from a console (tests, the demo and the benchmark use it
 too): it says hello until the daemon answers, sends heartbeats, shows the link as down after 2.5
-heartbeat intervals of silence, and de-duplicates alerts by id against a small SQLite file in its
-state folder, so an alert re-sent after a reconnect or a restart is acknowledged again but never
-returned twice. An alert counts as seen once `ack()` is called, after it has been shown.
+heartbeat intervals of silence, and de-duplicates alerts by id against a file of the ids it has
+shown in its state folder, so an alert re-sent after a reconnect or a restart is acknowledged again but never
+returned twice. An alert counts as seen once `ack()` is called, after it has been shown: `ack()`
+records it at once, and the acknowledgements go to the daemon together, as one message, when no
+more alerts are waiting to be read (or every MAX_ACK_BATCH alerts).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import logging
+import os
+import re
 import select
-import sqlite3
 import sys
 import time
 from collections import deque
@@ -24,7 +26,7 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from edge.alerts import ALERT_FORMAT_VERSION, dump_message
+from edge.alerts import ALERT_FORMAT_VERSION, MAX_ACK_IDS, dump_message
 from edge.config import EdgeConfig
 from edge.decisions import DECISIONS, DecisionError, record_decision
 from edge.keys import KeyFileError, load_public_key, load_secret_key, public_key_file_for
@@ -34,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 LINK_DOWN_AFTER_BEATS = 2.5
 MAX_ALERT_BYTES = 32 * 1024 * 1024
+ALERT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""What this console accepts as an alert id (the daemon sends UUIDs)."""
+MAX_ACK_BATCH = MAX_ACK_IDS // 2
+"""Most alert ids in one ack message (well inside the daemon's limits on ids and bytes)."""
 
 
 class ConsoleError(Exception):
@@ -41,31 +47,35 @@ class ConsoleError(Exception):
 
 
 class _SeenAlerts:
-    """Ids of the alerts this console has shown, kept across restarts."""
+    """Ids of the alerts this console has shown, kept across restarts.
+
+    An append-only file, one id a line: each id is written by one write() the moment it is
+    recorded, so a console killed at any point keeps every id it recorded (a write is cheap
+    enough for thousands of alerts a second); the ids are also kept in memory for lookups.
+    """
 
     def __init__(self, path: Path):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # personal data
-            self._db = sqlite3.connect(path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS seen (alert_id TEXT PRIMARY KEY, shown_at REAL NOT NULL)"
-            )
-        except (OSError, sqlite3.DatabaseError) as error:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # beside personal data
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError as error:
             raise ConsoleError(f"{path}: cannot use the console's state file: {error}") from None
+        self._ids = set(text.split())
+        if text and not text.endswith("\n"):  # a line cut short by a power cut: end it
+            os.write(self._fd, b"\n")
 
     def __contains__(self, alert_id: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM seen WHERE alert_id = ?", (alert_id,)).fetchone()
-        return row is not None
+        return alert_id in self._ids
 
     def add(self, alert_id: str) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO seen (alert_id, shown_at) VALUES (?, ?)", (alert_id, time.time())
-        )
+        """Record an id (one of ALERT_ID's) durably against the console being killed."""
+        if alert_id not in self._ids:
+            os.write(self._fd, f"{alert_id}\n".encode("ascii"))
+            self._ids.add(alert_id)
 
     def close(self) -> None:
-        self._db.close()
+        os.close(self._fd)
 
 
 class ConsoleClient:
@@ -104,10 +114,12 @@ class ConsoleClient:
         self.link_up = False
         self._reported_up: bool | None = None
         """The link state last returned by receive(); None before the first."""
-        self._seen = _SeenAlerts(state_dir / "seen.sqlite")
+        self._seen = _SeenAlerts(state_dir / "seen.ids")
         self._events: deque[dict] = deque()
         self._returned: set[str] = set()
         """Alerts returned by receive() and not yet acknowledged."""
+        self._acks_to_send: list[str] = []
+        """Alerts recorded as seen whose ack has not yet gone to the daemon."""
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)  # no hellos queued up while disconnected
@@ -139,22 +151,37 @@ class ConsoleClient:
             self._keep_alive()
             if self._events:
                 return self._events.popleft()
+            try:
+                self._take(self._socket.recv_multipart(zmq.NOBLOCK))
+                continue
+            except zmq.Again:
+                self._send_acks()  # nothing more to read now: acknowledge what has been shown
             now = time.monotonic()
             if now >= deadline:
                 return None
-            if self._socket.poll(int(min(deadline - now, self.heartbeat_s / 4) * 1000) + 1):
-                self._take(self._socket.recv())
+            self._socket.poll(int(min(deadline - now, self.heartbeat_s / 4) * 1000) + 1)
 
     def ack(self, alert_id: str) -> None:
-        """Record the alert as shown, then acknowledge it to the daemon."""
+        """Record the alert as shown; its acknowledgement follows (see the module docstring)."""
         self._seen.add(alert_id)
         self._returned.discard(alert_id)
-        self._send({"type": "ack", "ids": [alert_id]})
+        self._queue_ack(alert_id)
 
     def close(self) -> None:
+        self._send_acks()
         self._socket.close()
         self._context.term()
         self._seen.close()
+
+    def _queue_ack(self, alert_id: str) -> None:
+        self._acks_to_send.append(alert_id)
+        if len(self._acks_to_send) >= MAX_ACK_BATCH:
+            self._send_acks()
+
+    def _send_acks(self) -> None:
+        if self._acks_to_send:
+            self._send({"type": "ack", "ids": self._acks_to_send})
+            self._acks_to_send = []
 
     def _send(self, message: dict) -> None:
         try:
@@ -177,9 +204,9 @@ class ConsoleClient:
                 )
             self._next_send = now + self.heartbeat_s
 
-    def _take(self, payload: bytes) -> None:
+    def _take(self, frames: list[bytes]) -> None:
         try:
-            message = json.loads(payload)
+            message = json.loads(frames[0])
             kind = message["type"]
         except (ValueError, KeyError, TypeError):
             logger.warning("console: ignored a message from the daemon that is not a JSON object")
@@ -198,14 +225,14 @@ class ConsoleClient:
                 }
             )
         elif kind == "alert":
-            self._take_alert(message)
+            self._take_alert(message, frames)
         elif kind == "status":
             self._events.append(message)
 
-    def _take_alert(self, alert: dict) -> None:
+    def _take_alert(self, alert: dict, frames: list[bytes]) -> None:
         alert_id = alert.get("alert_id")
-        if not isinstance(alert_id, str):
-            logger.warning("console: ignored an alert without an alert_id")
+        if not isinstance(alert_id, str) or not ALERT_ID.fullmatch(alert_id):
+            logger.warning("console: ignored an alert without a valid alert_id")
             return
         if self.role == Role.TSG and alert.get("role") != Role.TSG:
             logger.error("console: a %r alert reached a tsg console; not shown", alert.get("role"))
@@ -213,10 +240,34 @@ class ConsoleClient:
         if alert_id in self._returned:
             return  # re-sent while the caller is still showing it: its ack will follow
         if alert_id in self._seen:
-            self._send({"type": "ack", "ids": [alert_id]})
+            self._queue_ack(alert_id)
             return
         self._returned.add(alert_id)
-        self._events.append(alert)
+        self._events.append(_with_image_data(alert, frames))
+
+
+def _with_image_data(alert: dict, frames: list[bytes]) -> dict:
+    """The alert header with each evidence image's `frame` number replaced by its JPEG (`data`)."""
+    evidence = alert.get("evidence")
+    if not isinstance(evidence, dict):
+        return alert
+    images = {}
+    for name, image in evidence.items():
+        if isinstance(image, dict):
+            frame = image.get("frame")
+            image = {k: v for k, v in image.items() if k != "frame"}
+            if isinstance(frame, int) and 0 < frame < len(frames):
+                image["data"] = frames[frame]
+            else:
+                logger.warning(
+                    "console: alert %s: its %s is not in the message (frame %r of %d)",
+                    alert.get("alert_id"),
+                    name,
+                    frame,
+                    len(frames),
+                )
+        images[name] = image
+    return {**alert, "evidence": images}
 
 
 # --- `anpr-edge console` ---
@@ -226,13 +277,13 @@ def _save_evidence(alert: dict, directory: Path) -> dict[str, str]:
     """Write the alert's JPEGs to files; returns {"plate_crop": path, "overview": path}."""
     paths = {}
     for name, image in (alert.get("evidence") or {}).items():
-        if not isinstance(image, dict) or not isinstance(image.get("data"), str):
+        if not isinstance(image, dict) or not isinstance(image.get("data"), bytes):
             continue
         path = directory / f"{alert['alert_id']}-{name}.jpg"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(base64.b64decode(image["data"], validate=True))
-        except (OSError, ValueError) as error:
+            path.write_bytes(image["data"])
+        except OSError as error:
             logger.error(
                 "console: could not save the %s of alert %s: %s", name, alert["alert_id"], error
             )
@@ -242,7 +293,7 @@ def _save_evidence(alert: dict, directory: Path) -> dict[str, str]:
 
 
 def without_image_data(alert: dict, paths: dict[str, str]) -> dict:
-    """The alert as printed by `--json`: each evidence image's base64 data replaced by its file."""
+    """The alert as printed by `--json`: each evidence image's JPEG data replaced by its file."""
     evidence = {}
     for name, image in (alert.get("evidence") or {}).items():
         if isinstance(image, dict):

@@ -1,13 +1,15 @@
 """The durable alert journal: every alert is committed here before it is sent.
 
-SQLite in WAL mode. `alerts` holds each alert's wire document in publication order (`seq`);
-`acks` records which console has acknowledged which alert. What a console has not acknowledged
-is what it is sent again when it says hello, oldest first.
+SQLite in WAL mode. `alerts` holds each alert as sent, in publication order (`seq`): its JSON
+header (`document`) and its evidence JPEGs (`plate_crop`, `overview`); `acks` records which
+console has acknowledged which alert. What a console has not acknowledged is what it is sent
+again when it says hello, oldest first.
 
 Durability: with `synchronous=NORMAL` (the default) a committed alert survives the daemon being
 killed (kill -9, crash): the WAL write has reached the operating system. Only an OS crash or power
 cut can lose the last commits since a checkpoint. `synchronous=FULL` syncs the WAL to disk on
-every commit too, so alerts also survive a power cut, at about one disk flush per alert.
+every commit too, so alerts also survive a power cut, at one disk flush per commit (a commit holds
+every alert that was waiting for it).
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ from typing import Literal
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_INTERVAL_S = 1.0
+_ACK_CHUNK = 1000
+"""Acknowledgements recorded per statement (SQLite allows 32766 parameters)."""
 
-_SCHEMA = """
+JOURNAL_FORMAT = 2
+"""Kept in the file's `user_version`. Format 1 (alert format 1) held base64 images in `document`."""
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS alerts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL UNIQUE,
     role TEXT NOT NULL,
     created_at REAL NOT NULL,
-    document BLOB NOT NULL
+    document BLOB NOT NULL,
+    plate_crop BLOB,
+    overview BLOB
 );
 CREATE INDEX IF NOT EXISTS alerts_by_role ON alerts (role, seq);
 CREATE TABLE IF NOT EXISTS acks (
@@ -40,6 +49,7 @@ CREATE TABLE IF NOT EXISTS acks (
     acked_at REAL NOT NULL,
     PRIMARY KEY (console, seq)
 ) WITHOUT ROWID;
+PRAGMA user_version = {JOURNAL_FORMAT};
 """
 
 
@@ -48,13 +58,21 @@ class JournalError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class JournalledAlert:
-    seq: int
+class AlertRecord:
+    """One alert as it is journalled and sent."""
+
     alert_id: str
     role: str
     created_at: float
     document: bytes
-    """The alert exactly as sent on the wire: UTF-8 JSON."""
+    """The alert's header as sent on the wire: UTF-8 JSON."""
+    plate_crop: bytes | None = None
+    """JPEG, or None when the alert has no plate crop."""
+    overview: bytes | None = None
+    """JPEG, or None when the alert has no overview frame."""
+
+
+_COLUMNS = "alert_id, role, created_at, document, plate_crop, overview"
 
 
 class Journal:
@@ -71,10 +89,10 @@ class Journal:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            # Checkpoints (which flush to disk) run from checkpoint(), not inside a publish.
+            # Checkpoints (which flush to disk) run on their own thread, not inside a commit.
             self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._create_or_check_schema()
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open the alert journal: {error}") from None
         self._closing = threading.Event()
@@ -83,14 +101,36 @@ class Journal:
         )
         self._checkpointer.start()
 
-    def append(self, alert_id: str, role: str, created_at: float, document: bytes) -> int:
-        """Commit one alert; returns its sequence number once it is durable."""
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO alerts (alert_id, role, created_at, document) VALUES (?, ?, ?, ?)",
-                (alert_id, role, created_at, document),
+    def _create_or_check_schema(self) -> None:
+        found = self._db.execute("PRAGMA user_version").fetchone()[0]
+        alerts_table = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'alerts'")
+        if found == 0 and alerts_table.fetchone() is None:  # a new file
+            self._db.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+        elif found != JOURNAL_FORMAT:
+            raise JournalError(
+                f"{self.path}: journal format {found}, this daemon writes format {JOURNAL_FORMAT}: "
+                "deliver or export its alerts with the daemon that wrote it, then move it aside"
             )
-            return int(cursor.lastrowid)
+
+    def append(self, alerts: Sequence[AlertRecord]) -> list[int]:
+        """Commit `alerts` in one transaction; returns their sequence numbers once durable.
+
+        One INSERT statement for them all: its own transaction, and one call into SQLite, so the
+        caller's thread gives up Python's GIL once per commit, not once per alert."""
+        if not alerts:
+            return []
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(alerts))
+        values = [
+            value
+            for a in alerts
+            for value in (a.alert_id, a.role, a.created_at, a.document, a.plate_crop, a.overview)
+        ]
+        with self._lock:
+            last = self._db.execute(
+                f"INSERT INTO alerts ({_COLUMNS}) VALUES {rows}", values
+            ).lastrowid
+        # A statement inserts its rows in order under the write lock: their seqs are consecutive.
+        return list(range(last - len(alerts) + 1, last + 1))
 
     def unacked(
         self,
@@ -100,12 +140,13 @@ class Journal:
         after_seq: int,
         created_since: float,
         limit: int,
-    ) -> list[JournalledAlert]:
-        """Alerts for `roles` after `after_seq` that `console` has not acknowledged, oldest first."""
+    ) -> list[tuple[int, AlertRecord]]:
+        """(seq, alert) for `roles` after `after_seq` that `console` has not acknowledged, oldest
+        first."""
         roles = sorted(roles)
         placeholders = ",".join("?" * len(roles))
         query = (
-            "SELECT seq, alert_id, role, created_at, document FROM alerts "
+            f"SELECT seq, {_COLUMNS} FROM alerts "
             f"WHERE seq > ? AND role IN ({placeholders}) AND created_at >= ? "
             "AND NOT EXISTS (SELECT 1 FROM acks WHERE acks.console = ? AND acks.seq = alerts.seq) "
             "ORDER BY seq LIMIT ?"
@@ -114,33 +155,26 @@ class Journal:
             rows = self._db.execute(
                 query, (after_seq, *roles, created_since, console, limit)
             ).fetchall()
-        return [JournalledAlert(*row) for row in rows]
+        return [(row[0], AlertRecord(*row[1:])) for row in rows]
 
     def record_acks(
         self, console: str, roles: Iterable[str], alert_ids: Sequence[str], acked_at: float
     ) -> int:
-        """Record acknowledgements in one transaction; ids unknown or outside `roles` are ignored.
-
-        Returns how many new acknowledgements were recorded.
+        """Record acknowledgements, one statement per _ACK_CHUNK ids; ids unknown or outside
+        `roles` are ignored. Returns how many new acknowledgements were recorded.
         """
         roles = sorted(roles)
-        placeholders = ",".join("?" * len(roles))
-        query = (
-            "INSERT OR IGNORE INTO acks (console, seq, acked_at) "
-            f"SELECT ?, seq, ? FROM alerts WHERE alert_id = ? AND role IN ({placeholders})"
-        )
-        with self._lock:
-            before = self._db.total_changes
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    query, [(console, acked_at, alert_id, *roles) for alert_id in alert_ids]
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return self._db.total_changes - before
+        recorded = 0
+        for start in range(0, len(alert_ids), _ACK_CHUNK):
+            chunk = alert_ids[start : start + _ACK_CHUNK]
+            query = (
+                "INSERT OR IGNORE INTO acks (console, seq, acked_at) SELECT ?, seq, ? FROM alerts "
+                f"WHERE alert_id IN ({','.join('?' * len(chunk))}) "
+                f"AND role IN ({','.join('?' * len(roles))})"
+            )
+            with self._lock:
+                recorded += self._db.execute(query, (console, acked_at, *chunk, *roles)).rowcount
+        return recorded
 
     def acked_by(self, console: str) -> set[str]:
         with self._lock:

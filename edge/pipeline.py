@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.alerts import AlertPublisher
+from edge.alerts import AlertPublisher, encode_evidence
 from edge.calibration import Calibration, RegionOfInterest, default_calibration, load_calibration
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ReaderConfig, load_config
 from edge.detect import make_detector
@@ -235,7 +235,7 @@ class Pipeline:
             if not hits:
                 return
             activation = Activation(vehicle=vehicle, hits=tuple(hits))
-            alert_id = self.publisher.publish(activation)
+            alert_id = self.publisher.publish(activation, encode_evidence(vehicle))
             published_at = time.time()
             self.alerts += 1
             logger.info("alert %s to %s for %s", alert_id, activation.role, vehicle.read.text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import logging
@@ -21,7 +20,16 @@ import pytest
 import zmq
 
 import edge.alerts as alerts_module
-from edge.alerts import MAX_CLIENT_MESSAGE_BYTES, OVERVIEW_MAX_WIDTH, AlertPublisher, encode_alert
+from edge.alerts import (
+    MAX_CLIENT_MESSAGE_BYTES,
+    OVERVIEW_MAX_WIDTH,
+    AlertPublisher,
+    Evidence,
+    alert_frames,
+    alert_record,
+    encode_alert,
+    encode_evidence,
+)
 from edge.config import AlertsConfig, ConfigError
 from edge.console import ConsoleClient
 from edge.journal import Journal
@@ -77,6 +85,12 @@ def make_activation(
     )
     distance = 0 if kind == MatchKind.EXACT else 1
     return Activation(vehicle=vehicle, hits=(Hit(entry, kind, distance, text),))
+
+
+def make_alert(*args, **kwargs) -> tuple[Activation, Evidence]:
+    """What the pipeline hands to publish(): the activation and its evidence, encoded."""
+    activation = make_activation(*args, **kwargs)
+    return activation, encode_evidence(activation.vehicle)
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +169,13 @@ def collect_n(client: ConsoleClient, count: int, timeout_s: float = 10.0) -> lis
     return alerts
 
 
-def test_alert_document_carries_the_read_hits_context_and_evidence():
-    activation = make_activation("AB12CDE", {Marker.FIREARMS, Marker.DRUGS})
-    document = json.loads(json.dumps(encode_alert(activation, "id-1", 1_763_700_000.0)))
-    assert document["type"] == "alert" and document["version"] == 1
-    assert document["alert_id"] == "id-1" and document["role"] == "tfc"
+def test_alert_message_carries_the_read_hits_context_and_evidence_frames():
+    activation, evidence = make_alert("AB12CDE", {Marker.FIREARMS, Marker.DRUGS})
+    alert = alert_record(activation, evidence)
+    frames = alert_frames(alert)
+    document = json.loads(frames[0])
+    assert document["type"] == "alert" and document["version"] == 2
+    assert document["alert_id"] == alert.alert_id and document["role"] == alert.role == "tfc"
     assert document["markers"] == ["drugs", "firearms"]
     assert document["possible_misread"] is False
     assert document["read"]["text"] == "AB12CDE"
@@ -170,19 +186,20 @@ def test_alert_document_carries_the_read_hits_context_and_evidence():
     assert hit["entry"]["action"] == "TFC to decide" and hit["entry"]["source"] == "PNC"
     assert document["camera_id"] == "cam-front" and document["direction"] == "towards"
     assert document["track_id"] == 7 and document["plate_box"] == [100, 200, 160, 40]
-    crop = cv2.imdecode(
-        np.frombuffer(base64.b64decode(document["evidence"]["plate_crop"]["data"]), np.uint8),
-        cv2.IMREAD_COLOR,
-    )
-    assert crop.shape == (40, 160, 3)
-    overview = document["evidence"]["overview"]
-    assert overview["media_type"] == "image/jpeg"
+    assert len(frames) == 3  # the header, then each image's JPEG as a binary frame
+    crop, overview = document["evidence"]["plate_crop"], document["evidence"]["overview"]
+    assert crop == {"media_type": "image/jpeg", "width": 160, "height": 40, "frame": 1}
+    image = cv2.imdecode(np.frombuffer(frames[crop["frame"]], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (40, 160, 3)
+    assert overview["media_type"] == "image/jpeg" and overview["frame"] == 2
     assert (overview["width"], overview["height"]) == (OVERVIEW_MAX_WIDTH, 360)
+    image = cv2.imdecode(np.frombuffer(frames[overview["frame"]], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (360, OVERVIEW_MAX_WIDTH, 3)
 
 
 def test_possible_misread_is_labelled():
-    activation = make_activation("AB12CDE", {Marker.DRUGS}, MatchKind.POSSIBLE_MISREAD)
-    document = encode_alert(activation, "id-2", time.time())
+    activation, evidence = make_alert("AB12CDE", {Marker.DRUGS}, MatchKind.POSSIBLE_MISREAD)
+    document = encode_alert(activation, evidence, "id-2", time.time())
     assert document["possible_misread"] is True
     assert document["hits"][0]["kind"] == "possible_misread"
     assert document["hits"][0]["distance"] == 1
@@ -195,8 +212,8 @@ def test_firearms_go_to_tfc_only_and_other_markers_to_tsg(publisher, keys, tmp_p
     try:
         for client in (tfc_all, tfc_only, tsg):
             wait_link_up(client)
-        firearms = publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS, Marker.GANGS}))
-        drugs = publisher.publish(make_activation("DR22BBB", {Marker.DRUGS, Marker.BURGLARY}))
+        firearms = publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS, Marker.GANGS}))
+        drugs = publisher.publish(*make_alert("DR22BBB", {Marker.DRUGS, Marker.BURGLARY}))
         received = {
             "tfc-1": [a["alert_id"] for a in collect_n(tfc_all, 2)],
             "tfc-2": [a["alert_id"] for a in collect_n(tfc_only, 1)],
@@ -214,7 +231,7 @@ def test_unenrolled_key_gets_nothing_and_is_logged(publisher, keys, tmp_path, ca
     caplog.set_level(logging.WARNING, logger="edge.alerts")
     rogue = connect(publisher.endpoint, keys, "rogue", "tfc", tmp_path / "rogue")
     try:
-        publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS}))
+        publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS}))
         events = [rogue.receive(0.2) for _ in range(5)]
     finally:
         rogue.close()
@@ -231,8 +248,8 @@ def test_tsg_key_claiming_tfc_gets_nothing_and_is_logged(publisher, keys, tmp_pa
     caplog.set_level(logging.WARNING, logger="edge.alerts")
     impostor = connect(publisher.endpoint, keys, "tsg-1", "tfc", tmp_path / "impostor")
     try:
-        publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS}))
-        publisher.publish(make_activation("DR22BBB", {Marker.DRUGS}))
+        publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS}))
+        publisher.publish(*make_alert("DR22BBB", {Marker.DRUGS}))
         events = [impostor.receive(0.2) for _ in range(5)]
     finally:
         impostor.close()
@@ -246,11 +263,11 @@ def test_console_restart_replays_unacknowledged_in_order_without_duplicates(
     state = tmp_path / "tsg-state"
     first = connect(publisher.endpoint, keys, "tsg-1", "tsg", state)
     wait_link_up(first)
-    ids = [publisher.publish(make_activation(f"DR{i:02d}BBB", {Marker.DRUGS})) for i in range(3)]
+    ids = [publisher.publish(*make_alert(f"DR{i:02d}BBB", {Marker.DRUGS})) for i in range(3)]
     shown_first = collect_n(first, 3)
     first.close()  # acked all three
     state_again = [
-        publisher.publish(make_activation(f"DR{i:02d}CCC", {Marker.DRUGS})) for i in range(3)
+        publisher.publish(*make_alert(f"DR{i:02d}CCC", {Marker.DRUGS})) for i in range(3)
     ]
     second = connect(publisher.endpoint, keys, "tsg-1", "tsg", state)
     try:
@@ -271,7 +288,7 @@ def test_alert_shown_but_ack_lost_is_not_shown_again(publisher, keys, tmp_path):
     state = tmp_path / "tfc-state"
     client = connect(publisher.endpoint, keys, "tfc-1", "tfc", state)
     wait_link_up(client)
-    alert_id = publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS}))
+    alert_id = publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS}))
     assert [a["alert_id"] for a in collect_n(client, 1)] == [alert_id]
     client.close()
     deadline = time.monotonic() + 10
@@ -336,7 +353,7 @@ def test_malformed_and_oversized_messages_are_ignored_without_harm(
     tsg = connect(publisher.endpoint, keys, "tsg-1", "tsg", tmp_path / "tsg")
     try:
         wait_link_up(tsg)
-        alert_id = publisher.publish(make_activation("DR22BBB", {Marker.DRUGS}))
+        alert_id = publisher.publish(*make_alert("DR22BBB", {Marker.DRUGS}))
         assert [a["alert_id"] for a in collect_n(tsg, 1)] == [alert_id]
         assert raw.poll(200) == 0  # the raw socket never said a valid hello: it gets nothing
     finally:
@@ -361,8 +378,8 @@ def test_insecure_mode_works_without_keys(tmp_path):
     )
     try:
         wait_link_up(client)
-        alert_id = publisher.publish(make_activation("DR22BBB", {Marker.DRUGS}))
-        publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS}))
+        alert_id = publisher.publish(*make_alert("DR22BBB", {Marker.DRUGS}))
+        publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS}))
         received = [a["alert_id"] for a in collect_n(client, 1) + collect(client, 0.3)]
     finally:
         client.close()
@@ -387,14 +404,14 @@ DAEMON_SCRIPT = """
 import sys, time
 from pathlib import Path
 from edge.alerts import AlertPublisher
-from tests.test_alerts import alerts_config, make_activation
+from tests.test_alerts import alerts_config, make_alert
 from edge.types import Marker
 keys, state, bind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 publisher = AlertPublisher(alerts_config(keys, state, bind=bind))
 publisher.start()
 print(publisher.endpoint, flush=True)
 for i in range(int(sys.argv[4])):
-    publisher.publish(make_activation(f"FA{i:02d}AAA", {Marker.FIREARMS}, overview_size=(90, 160)))
+    publisher.publish(*make_alert(f"FA{i:02d}AAA", {Marker.FIREARMS}, overview_size=(90, 160)))
     time.sleep(0.02)
 print("published", flush=True)
 time.sleep(60)
@@ -421,12 +438,13 @@ def test_no_alert_lost_when_the_daemon_is_killed(keys, tmp_path):
             time.sleep(0.02)  # the console falls behind: some alerts are journalled, not shown
         os.kill(daemon.pid, signal.SIGKILL)
         daemon.wait(5)
+        journalled_before_restart = journalled_count(tmp_path / "journal.sqlite")
         restarted = AlertPublisher(alerts_config(keys, tmp_path, bind=endpoint))
         restarted.start()
         try:
-            restarted.publish(make_activation("FA99ZZZ", {Marker.FIREARMS}))
+            restarted.publish(*make_alert("FA99ZZZ", {Marker.FIREARMS}))
             # link down, hello again, replay, then the new alert
-            after = collect_n(client, journalled_count(tmp_path / "journal.sqlite") - 10, 15)
+            after = collect_n(client, journalled_before_restart + 1 - 10, 15)
             after += collect(client, 0.3)  # and nothing more
         finally:
             restarted.close(timeout_s=0.5)
@@ -457,9 +475,13 @@ def test_an_image_that_cannot_be_encoded_leaves_the_alert_intact():
         vehicle.plate_crop,
         np.zeros((10, 10, 5), np.uint8),  # five channels: no JPEG for this
     )
-    document = encode_alert(Activation(broken, activation.hits), "id-3", time.time())
+    evidence = encode_evidence(broken)
+    assert evidence.overview is None
+    frames = alert_frames(alert_record(Activation(broken, activation.hits), evidence))
+    document = json.loads(frames[0])
     assert document["evidence"]["overview"] is None
     assert document["evidence"]["plate_crop"]["width"] == 160
+    assert document["evidence"]["plate_crop"]["frame"] == 1 and len(frames) == 2
     assert document["read"]["text"] == "AB12CDE"
 
 
@@ -490,26 +512,76 @@ def test_a_console_that_stops_reading_is_fed_from_the_journal_in_order(
     raw.curve_serverkey = load_public_key(keys / "daemon.key")
     raw.linger = 0
     raw.connect(publisher.endpoint)
-    raw.send_json({"type": "hello", "version": 1, "role": "tsg"})
+    raw.send_json({"type": "hello", "version": 2, "role": "tsg"})
     try:
         ids = []
         for i in range(600):
             ids.append(
-                publisher.publish(
-                    make_activation(f"DR{i:04d}", {Marker.DRUGS}, overview_size=(9, 16))
-                )
+                publisher.publish(*make_alert(f"DR{i:04d}", {Marker.DRUGS}, overview_size=(9, 16)))
             )
             if i % 20 == 0:
-                raw.send_json({"type": "heartbeat", "version": 1})  # alive, just not reading
+                raw.send_json({"type": "heartbeat", "version": 2})  # alive, just not reading
         received = []
         while len(received) < len(ids) and raw.poll(10_000):
-            message = raw.recv_json()
+            message = json.loads(raw.recv_multipart()[0])
             if message["type"] == "alert":
                 received.append(message["alert_id"])
             elif message["type"] == "heartbeat":
-                raw.send_json({"type": "heartbeat", "version": 1})
+                raw.send_json({"type": "heartbeat", "version": 2})
     finally:
         raw.close()
         publisher.close(timeout_s=0.5)
     assert received == ids
     assert any("tsg-1 is behind" in r.getMessage() for r in caplog.records)
+
+
+def test_every_alert_is_in_the_journal_before_a_console_receives_it(publisher, keys, tmp_path):
+    """Alerts published back to back are committed together, and each before it is sent."""
+    client = connect(publisher.endpoint, keys, "tfc-1", "tfc", tmp_path / "tfc")
+    journal = sqlite3.connect(f"file:{publisher.config.journal}?mode=ro", uri=True)
+    try:
+        wait_link_up(client)
+        ids = [
+            publisher.publish(*make_alert(f"FA{i:03d}AA", {Marker.FIREARMS}, overview_size=(9, 16)))
+            for i in range(300)
+        ]
+        received, not_yet_journalled = [], []
+        deadline = time.monotonic() + 20
+        while len(received) < len(ids) and time.monotonic() < deadline:
+            event = client.receive(0.05)
+            if event is not None and event["type"] == "alert":
+                query = "SELECT 1 FROM alerts WHERE alert_id = ?"
+                if journal.execute(query, (event["alert_id"],)).fetchone() is None:
+                    not_yet_journalled.append(event["alert_id"])
+                received.append(event["alert_id"])
+                client.ack(event["alert_id"])
+        in_journal = [row[0] for row in journal.execute("SELECT alert_id FROM alerts ORDER BY seq")]
+    finally:
+        journal.close()
+        client.close()
+    assert received == ids == in_journal
+    assert not_yet_journalled == []
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_alerts(publisher, keys, tmp_path, caplog):
+    caplog.set_level(logging.ERROR, logger="edge.alerts")
+    client = connect(publisher.endpoint, keys, "tsg-1", "tsg", tmp_path / "tsg")
+    try:
+        wait_link_up(client)
+        with sqlite3.connect(publisher.config.journal) as db:  # the journal breaks under it
+            db.execute("DROP TABLE alerts")
+        ids = [publisher.publish(*make_alert(f"DR{i}2BBB", {Marker.DRUGS})) for i in range(2)]
+        received = [a["alert_id"] for a in collect_n(client, 2)]
+    finally:
+        client.close()
+    assert received == ids  # sent live, though they cannot be replayed
+    failures = [r.getMessage() for r in caplog.records if "cannot be replayed" in r.getMessage()]
+    assert failures and all(any(i in f for f in failures) for i in ids)
+
+
+def test_publish_after_close_is_refused(keys, tmp_path):
+    publisher = AlertPublisher(alerts_config(keys, tmp_path))
+    publisher.start()
+    publisher.close(timeout_s=0.5)
+    with pytest.raises(RuntimeError, match="publish\\(\\) after close\\(\\)"):
+        publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS}))

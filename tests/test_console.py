@@ -1,4 +1,5 @@
-"""The console command against a real daemon, and the hash-chained decision log."""
+"""The console command against a real daemon, the console client's side of the protocol, and
+the hash-chained decision log."""
 
 from __future__ import annotations
 
@@ -11,20 +12,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
+import zmq
 
-from edge.alerts import AlertPublisher
+from edge.alerts import AlertPublisher, dump_message
 from edge.config import EdgeConfig
-from edge.console import DecisionPrompt, run_console
+from edge.console import MAX_ACK_BATCH, ConsoleClient, DecisionPrompt, run_console
 from edge.decisions import DecisionError, record_decision, verify_decision_log
 from edge.decisions import main as decisions_main
 from edge.keys import write_keypair
 from edge.types import Marker, MatchKind
-from tests.test_alerts import make_activation
+from tests.test_alerts import make_alert
 
 
 def test_decision_log_chains_and_verifies(tmp_path):
@@ -112,11 +115,9 @@ def test_json_console_prints_one_object_per_alert_and_saves_the_crop(daemon):
         {"type": "camera_health", "camera_id": "cam-front", "fps_in": np.float32(25)}
     )
     ids = [
-        publisher.publish(make_activation("DR22BBB", {Marker.DRUGS})),
-        publisher.publish(make_activation("FA11AAA", {Marker.FIREARMS})),  # not for the tsg
-        publisher.publish(
-            make_activation("BU33CCC", {Marker.BURGLARY}, MatchKind.POSSIBLE_MISREAD)
-        ),
+        publisher.publish(*make_alert("DR22BBB", {Marker.DRUGS})),
+        publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS})),  # not for the tsg
+        publisher.publish(*make_alert("BU33CCC", {Marker.BURGLARY}, MatchKind.POSSIBLE_MISREAD)),
     ]
     thread.join(20)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -146,7 +147,7 @@ def test_readable_console_shows_what_the_commander_needs(daemon):
     )
     wait_for_text(out, "link to vehicle UP")
     publisher.publish(
-        make_activation("FA11AAA", {Marker.FIREARMS, Marker.GANGS}, MatchKind.POSSIBLE_MISREAD)
+        *make_alert("FA11AAA", {Marker.FIREARMS, Marker.GANGS}, MatchKind.POSSIBLE_MISREAD)
     )
     thread.join(20)
     text = out.getvalue()
@@ -212,9 +213,7 @@ def test_console_killed_mid_stream_loses_nothing(daemon, tmp_path):
     command = [sys.executable, "-m", "edge.cli", "console", "--config", str(config_file)]
     command += ["--role", "tsg", "--json", "--key", str(keys / "tsg-1.key_secret")]
     command += ["--connect", publisher.endpoint, "--max-seconds", "30"]
-    published = [
-        publisher.publish(make_activation(f"DR{i:02d}BBB", {Marker.DRUGS})) for i in range(5)
-    ]
+    published = [publisher.publish(*make_alert(f"DR{i:02d}BBB", {Marker.DRUGS})) for i in range(5)]
 
     def alerts_from(process: subprocess.Popen, stop: Callable[[list[str]], bool]) -> list[str]:
         ids: list[str] = []
@@ -234,9 +233,7 @@ def test_console_killed_mid_stream_loses_nothing(daemon, tmp_path):
     finally:
         first.kill()
         first.wait(10)
-    published += [
-        publisher.publish(make_activation(f"DR{i:02d}CCC", {Marker.DRUGS})) for i in range(5)
-    ]
+    published += [publisher.publish(*make_alert(f"DR{i:02d}CCC", {Marker.DRUGS})) for i in range(5)]
     second = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         shown += alerts_from(second, lambda ids: set(shown + ids) >= set(published))
@@ -263,8 +260,148 @@ def test_console_with_a_bad_endpoint_or_state_names_it(daemon, capsys, tmp_path)
     common = {"role": "tsg", "as_json": True, "secret_key": keys / "tsg-1.key_secret"}
     code = run_console(config, endpoint="tcp://nowhere", max_alerts=1, max_seconds=1, **common)
     assert code == 2 and "tcp://nowhere" in capsys.readouterr().err
-    state = config.alerts.evidence_dir / "tsg" / "seen.sqlite"
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text("not a database " * 100)
+    state = config.alerts.evidence_dir / "tsg" / "seen.ids"
+    state.unlink(missing_ok=True)
+    state.mkdir(parents=True)  # a folder where the file of shown ids belongs
     code = run_console(config, endpoint=None, max_alerts=1, max_seconds=1, **common)
     assert code == 2 and str(state) in capsys.readouterr().err
+
+
+# --- ConsoleClient against a bare ROUTER socket playing the daemon (insecure, 127.0.0.1) ---
+
+
+class BareDaemon:
+    """A ROUTER socket that speaks the daemon's side of the protocol as each test scripts it."""
+
+    def __init__(self):
+        self.socket = zmq.Context.instance().socket(zmq.ROUTER)
+        self.socket.linger = 0
+        port = self.socket.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.console: bytes | None = None
+
+    def next_message(self, timeout_s: float = 5.0) -> dict | None:
+        if not self.socket.poll(int(timeout_s * 1000)):
+            return None
+        self.console, payload = self.socket.recv_multipart()
+        return json.loads(payload)
+
+    def welcome(self, client: ConsoleClient) -> None:
+        """Answer the console's hello, and wait until the console shows its link up."""
+        deadline = time.monotonic() + 5.0
+        message = None
+        while message is None or message["type"] != "hello":  # (acks left by an earlier client)
+            assert time.monotonic() < deadline, "the console never said hello"
+            assert client.receive(0.05) is None  # (it says hello from inside receive())
+            message = self.next_message(0.05)
+        self.send([dump_message({"type": "welcome", "version": 2, "console": "c", "role": "tsg"})])
+        event = client.receive(5.0)
+        assert event is not None and event["type"] == "link" and event["up"]
+
+    def send(self, frames: list[bytes]) -> None:
+        self.socket.send_multipart([self.console, *frames])
+
+    def send_alert(self, alert_id: str, evidence: dict, images: list[bytes]) -> None:
+        header = {"type": "alert", "version": 2, "alert_id": alert_id, "role": "tsg"}
+        self.send([dump_message({**header, "evidence": evidence}), *images])
+
+    def acked_ids(self, count: int, timeout_s: float = 10.0) -> list[list[str]]:
+        """The `ids` of each ack message, until `count` ids have come."""
+        acks: list[list[str]] = []
+        deadline = time.monotonic() + timeout_s
+        while sum(len(ids) for ids in acks) < count and time.monotonic() < deadline:
+            message = self.next_message(0.1)
+            if message is not None and message["type"] == "ack":
+                acks.append(message["ids"])
+        return acks
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def bare_daemon():
+    daemon = BareDaemon()
+    yield daemon
+    daemon.close()
+
+
+def insecure_client(endpoint: str, state_dir: Path) -> ConsoleClient:
+    return ConsoleClient(
+        endpoint, "tsg", secret_key=None, server_public_key=None, state_dir=state_dir
+    )
+
+
+JPEG = {"media_type": "image/jpeg", "width": 2, "height": 1}
+
+
+def test_console_takes_each_image_from_the_frame_its_header_names(bare_daemon, tmp_path, caplog):
+    client = insecure_client(bare_daemon.endpoint, tmp_path / "console")
+    try:
+        bare_daemon.welcome(client)
+        evidence = {"plate_crop": {**JPEG, "frame": 1}, "overview": {**JPEG, "frame": 2}}
+        bare_daemon.send_alert("both", evidence, [b"crop bytes", b"overview bytes"])
+        bare_daemon.send_alert("no-overview", {**evidence, "overview": None}, [b"crop bytes"])
+        bare_daemon.send_alert("frame-missing", evidence, [b"crop bytes"])  # overview not sent
+        alerts = [client.receive(5.0) for _ in range(3)]
+    finally:
+        client.close()
+    both, no_overview, frame_missing = (alert["evidence"] for alert in alerts)
+    assert both == {
+        "plate_crop": {**JPEG, "data": b"crop bytes"},
+        "overview": {**JPEG, "data": b"overview bytes"},
+    }
+    assert no_overview == {"plate_crop": {**JPEG, "data": b"crop bytes"}, "overview": None}
+    assert frame_missing == {"plate_crop": {**JPEG, "data": b"crop bytes"}, "overview": JPEG}
+    assert any(
+        "frame-missing: its overview is not in the message" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_console_acknowledges_in_batches_every_alert_once(bare_daemon, tmp_path):
+    client = insecure_client(bare_daemon.endpoint, tmp_path / "console")
+    ids = [f"alert-{i}" for i in range(1200)]
+    try:
+        bare_daemon.welcome(client)
+        for alert_id in ids:
+            bare_daemon.send_alert(alert_id, {"plate_crop": None, "overview": None}, [])
+        time.sleep(0.5)  # let them reach the console's socket: it reads them back to back
+        shown = []
+        while len(shown) < len(ids):
+            event = client.receive(5.0)
+            assert event is not None, f"only {len(shown)} alerts arrived"
+            shown.append(event["alert_id"])
+            client.ack(event["alert_id"])
+        client.receive(0.1)  # nothing more to read: the last acks go
+        acks = bare_daemon.acked_ids(len(ids))
+    finally:
+        client.close()
+    assert shown == ids
+    assert sorted(i for batch in acks for i in batch) == sorted(ids)
+    assert 3 <= len(acks) <= 20 and all(len(batch) <= MAX_ACK_BATCH for batch in acks)
+
+
+def test_shown_ids_survive_a_line_cut_short(bare_daemon, tmp_path):
+    state = tmp_path / "console"
+    state.mkdir()
+    (state / "seen.ids").write_text("earlier-alert\ncut-sh")  # the power went mid-write
+    client = insecure_client(bare_daemon.endpoint, state)
+    try:
+        bare_daemon.welcome(client)
+        bare_daemon.send_alert("earlier-alert", {}, [])  # shown before: acked, not returned
+        bare_daemon.send_alert("new-alert", {}, [])
+        event = client.receive(5.0)
+        client.ack(event["alert_id"])
+    finally:
+        client.close()
+    assert event["alert_id"] == "new-alert"
+    assert (state / "seen.ids").read_text().splitlines() == ["earlier-alert", "cut-sh", "new-alert"]
+    restarted = insecure_client(bare_daemon.endpoint, state)
+    try:
+        bare_daemon.welcome(restarted)
+        bare_daemon.send_alert("new-alert", {}, [])
+        assert restarted.receive(0.5) is None  # shown before the restart
+        assert bare_daemon.acked_ids(1) == [["new-alert"]]
+    finally:
+        restarted.close()

@@ -1,6 +1,5 @@
 """The whole daemon, for real: `anpr-edge run` on a short clip, CURVE on, two real consoles."""
 
-import base64
 import json
 import socket
 import subprocess
@@ -102,8 +101,7 @@ def test_daemon_routes_firearms_hits_to_tfc_and_other_hits_to_tsg(tmp_path):
     assert alert["hits"][0]["entry"]["action"] == "stop - armed support"
     assert 0 < alert["read"]["confidence"] <= 1
     crop = cv2.imdecode(
-        np.frombuffer(base64.b64decode(alert["evidence"]["plate_crop"]["data"]), np.uint8),
-        cv2.IMREAD_COLOR,
+        np.frombuffer(alert["evidence"]["plate_crop"]["data"], np.uint8), cv2.IMREAD_COLOR
     )
     assert crop is not None and crop.shape[1] > crop.shape[0]
 
