@@ -16,8 +16,10 @@ Printed (one JSON object with `--json`):
 - cpu_percent: process CPU time over wall time (200 = both cores of this machine busy);
 - rss_mb: peak resident memory, sampled every 100 ms;
 - dropped: frames dropped by full queues; skipped_late: frames a real-time replay skipped to
-  keep up with the clock; frames_detected: frames the detector ran on; frames_skipped_still:
-  frames the motion gate spared the detector;
+  keep up with the clock; frames_detected: frames the detector ran on, of which
+  frames_tracked_only were searched only around plates already tracked (`full_search_every`);
+  frames_skipped_still: frames the motion gate spared the detector; frames_skipped_busy: frames a
+  real-time replay left undetected because a newer frame was already waiting;
 - reads, alerts, and with ground truth beside the clip (NAME.truth.json): passes and
   reads_matching_truth (reads whose text is a VRM of the clip).
 
@@ -183,8 +185,12 @@ def run_benchmark(
         "rss_mb": round(memory.peak / 2**20, 1),
         "dropped": stats["dropped"],
         "skipped_late": sum(c.get("frames_skipped_late", 0) for c in stats["cameras"]),
-        "frames_detected": stats["frames_processed"] - stats["frames_skipped_still"],
+        "frames_detected": stats["frames_processed"]
+        - stats["frames_skipped_still"]
+        - stats["frames_skipped_busy"],
+        "frames_tracked_only": stats["frames_tracked_only"],
         "frames_skipped_still": stats["frames_skipped_still"],
+        "frames_skipped_busy": stats["frames_skipped_busy"],
         "reads": len(reads),
         "alerts": len(best_frame_latency),
         "pacing": "realtime" if realtime else "fast",

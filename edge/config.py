@@ -98,7 +98,17 @@ class TrackingConfig(_Section):
         default=5, ge=1, le=50, description="Best crops of a track that are read and fused."
     )
     motion_gate: bool = Field(
-        default=True, description="Skip detection on frames with no motion in the region of interest."
+        default=True,
+        description="Skip detection on frames with no motion in the region of interest, and "
+        "detect only around what moves on the others.",
+    )
+    full_search_every: int = Field(
+        default=3,
+        ge=1,
+        le=25,
+        description="Search the region of interest (its moving parts) on every Nth frame "
+        "detected; on the others only around the plates already tracked. A new plate is found "
+        "within N frames; 1 searches everywhere on every frame.",
     )
     early_emit_reads: int = Field(
         default=3,

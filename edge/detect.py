@@ -143,19 +143,29 @@ class TextLineDetector:
         self.pixel_threshold = 0.3
         self.unclip_ratio = 1.6
 
-    def _network_input(self, image: np.ndarray) -> np.ndarray:
+    def scale_for(self, shape: tuple[int, ...]) -> float:
+        """The resampling for a whole image of this shape: long side to `input_long_side`."""
+        return min(self.input_long_side / max(shape[:2]), 2.0)
+
+    def _network_input(self, image: np.ndarray, scale: float) -> np.ndarray:
+        """The image resampled by `scale`, normalised, padded to multiples of 32 (mean colour)."""
         height, width = image.shape[:2]
-        scale = min(self.input_long_side / max(height, width), 2.0)
-        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
         resized = cv2.resize(
             image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         )
         blob = (resized.astype(np.float32) * (1 / 255.0) - _IMAGENET_MEAN) / _IMAGENET_STD
-        return blob.transpose(2, 0, 1)[None]
+        padded = np.zeros((3, -(-size[1] // 32) * 32, -(-size[0] // 32) * 32), np.float32)
+        padded[:, : size[1], : size[0]] = blob.transpose(2, 0, 1)
+        return padded[None]
 
-    def probability_map(self, image: np.ndarray) -> np.ndarray:
-        """Per-pixel text probability at the network's input resolution."""
-        return self._session.run(None, {self._input_name: self._network_input(image)})[0][0, 0]
+    def probability_map(self, image: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """Per-pixel text probability for `image` resampled by `scale`, padding cut off."""
+        scale = self.scale_for(image.shape) if scale is None else scale
+        network_input = self._network_input(image, scale)
+        probability = self._session.run(None, {self._input_name: network_input})[0][0, 0]
+        height, width = image.shape[:2]
+        return probability[: max(1, round(height * scale)), : max(1, round(width * scale))]
 
     def _text_lines(
         self, probability: np.ndarray
@@ -180,12 +190,12 @@ class TextLineDetector:
             lines.append((float(x0), float(y0), float(x1 - x0), float(y1 - y0), score))
         return lines
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, scale: float | None = None) -> list[Detection]:
         bgr = as_bgr(image)
         if bgr is None:
             return []
         try:
-            probability = self.probability_map(bgr)
+            probability = self.probability_map(bgr, scale)
         except Exception:  # a failed inference must not stop the daemon
             logger.exception("text detector inference failed on an image of shape %s", bgr.shape)
             return []
@@ -216,14 +226,19 @@ class MorphologyDetector:
         self.max_detections = max_detections
         self.shape = shape
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def scale_for(self, shape: tuple[int, ...]) -> float:
+        """The resampling for a whole image of this shape: at most `work_width` wide."""
+        return min(1.0, self.work_width / shape[1])
+
+    def detect(self, image: np.ndarray, scale: float | None = None) -> list[Detection]:
         bgr = as_bgr(image)
         if bgr is None:
             return []
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        scale = min(1.0, self.work_width / gray.shape[1])
-        if scale < 1.0:
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        scale = self.scale_for(gray.shape) if scale is None else scale
+        if scale != 1.0:
+            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
         candidates = []
         for char_height in (6, 10, 16):
             candidates.extend(self._candidates(gray, char_height))

@@ -26,7 +26,7 @@ from edge.calibration import Calibration, RegionOfInterest, default_calibration,
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ReaderConfig, load_config
 from edge.detect import make_detector
 from edge.hotlist import HotlistWatcher, alerting_hits
-from edge.motion import MotionGate
+from edge.motion import MotionGate, merge_overlapping
 from edge.read import make_reader
 from edge.sources import FrameQueue, FrameSource, SourceKind, source_kind
 from edge.track import PlateTracker
@@ -50,14 +50,35 @@ _CROP_MARGIN = 0.08
 """Fraction of the box width/height added around a detection before reading."""
 
 
-def plate_crop(image: np.ndarray, box: Box) -> np.ndarray:
-    """The detection's crop with a small margin, clipped to the image."""
+def reading_box(box: Box, image_shape: tuple[int, ...]) -> Box:
+    """The detection's box with the small margin the reader is given, clipped to the image."""
     x, y, w, h = box
     mx, my = int(w * _CROP_MARGIN) + 1, int(h * _CROP_MARGIN * 2) + 1
-    height, width = image.shape[:2]
+    height, width = image_shape[:2]
     x0, y0 = max(0, x - mx), max(0, y - my)
     x1, y1 = min(width, x + w + mx), min(height, y + h + my)
-    return image[y0:y1, x0:x1]
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def plate_crop(image: np.ndarray, box: Box) -> np.ndarray:
+    """The detection's crop with a small margin, clipped to the image."""
+    x, y, w, h = reading_box(box, image.shape)
+    return image[y : y + h, x : x + w]
+
+
+def _clip_boxes(
+    boxes: Sequence[Box], offset: tuple[int, int], size: tuple[int, int]
+) -> list[Box]:
+    """Full-frame boxes moved into a crop at `offset` of `size`, clipped; empty ones dropped."""
+    dx, dy = offset
+    width, height = size
+    clipped = []
+    for x, y, w, h in boxes:
+        x0, y0 = max(0, x - dx), max(0, y - dy)
+        x1, y1 = min(width, x + w - dx), min(height, y + h - dy)
+        if x1 > x0 and y1 > y0:
+            clipped.append((x0, y0, x1 - x0, y1 - y0))
+    return clipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +99,29 @@ class PlateFinder:
         self.calibration = calibration
         self.roi = RegionOfInterest(calibration)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        region, (dx, dy) = self.roi.crop(image)
+    def detect(self, image: np.ndarray, regions: Sequence[Box] | None = None) -> list[Detection]:
+        """Plates in the region of interest, or only in its parts that overlap `regions`
+        (overlapping regions are searched once, joined).
+
+        The parts are searched at the scale of the whole region of interest, so a part costs its
+        share of the whole and a plate is found in it as it would be in the whole.
+        """
+        roi_image, (dx, dy) = self.roi.crop(image)
+        scale = self.detector.scale_for(roi_image.shape)
+        roi_height, roi_width = roi_image.shape[:2]
+        if regions is None:
+            windows: Sequence[Box] = [(0, 0, roi_width, roi_height)]
+        else:
+            windows = merge_overlapping(_clip_boxes(regions, (dx, dy), (roi_width, roi_height)))
         low, high = self.calibration.plate_height_px
         found = []
-        for detection in self.detector.detect(region):
-            x, y, w, h = detection.box
-            box = (x + dx, y + dy, w, h)
-            if low <= h <= high and self.roi.contains(box):
-                found.append(Detection(box=box, score=detection.score))
+        for wx, wy, ww, wh in windows:
+            for detection in self.detector.detect(roi_image[wy : wy + wh, wx : wx + ww], scale):
+                x, y, w, h = detection.box
+                box = (x + wx + dx, y + wy + dy, w, h)
+                if low <= h <= high and self.roi.contains(box):
+                    found.append(Detection(box=box, score=detection.score))
+        found.sort(key=lambda d: d.score, reverse=True)
         return found
 
     def read(self, image: np.ndarray, detection: Detection) -> PlateRead | None:
@@ -138,6 +173,10 @@ class CameraWorker:
         self.frames_processed = 0
         self.frames_skipped_still = 0
         self.frames_skipped_busy = 0
+        self.frames_tracked_only = 0
+        """Frames searched only around the plates already tracked (see `full_search_every`)."""
+        self.full_search_every = config.tracking.full_search_every
+        self._searches = 0
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._stopping = threading.Event()
 
@@ -176,14 +215,30 @@ class CameraWorker:
         if self.keeps_up_with_live and len(self.queue) > 0:
             # A newer frame is waiting: detecting on this one would only add latency.
             self.frames_skipped_busy += 1
-        elif self.motion is not None and not self.motion.has_motion(frame.image):
-            self.frames_skipped_still += 1
         else:
-            detections = self.finder.detect(frame.image)
-            for track_id, detection in self.tracker.update(frame, detections):
-                read = self.finder.read(frame.image, detection)
-                self.tracker.add_read(track_id, frame, detection, read)
+            moving = self.motion.moving_regions(frame.image) if self.motion is not None else None
+            if moving == []:
+                self.frames_skipped_still += 1
+            else:
+                self._detect_and_read(frame, self._search_windows(frame, moving))
         self._emit(self.tracker.finished(frame.captured_at))
+
+    def _search_windows(self, frame: Frame, moving: list[Box] | None) -> list[Box] | None:
+        """Where to detect in this frame: on every `full_search_every`th frame searched, the
+        moving regions (None: the whole region of interest); on the others, around the plates
+        already tracked (none tracked: nowhere)."""
+        full_search = self._searches % self.full_search_every == 0
+        self._searches += 1
+        if full_search:
+            return moving
+        self.frames_tracked_only += 1
+        return self.tracker.search_windows(frame.index)
+
+    def _detect_and_read(self, frame: Frame, windows: Sequence[Box] | None) -> None:
+        detections = self.finder.detect(frame.image, windows)
+        for track_id, detection in self.tracker.update(frame, detections):
+            read = self.finder.read(frame.image, detection)
+            self.tracker.add_read(track_id, frame, detection, read)
 
     def _emit(self, vehicles: Sequence[VehicleRead]) -> None:
         for vehicle in vehicles:
@@ -250,6 +305,7 @@ class Pipeline:
             "frames_processed": sum(worker.frames_processed for worker in self.workers),
             "frames_skipped_still": sum(worker.frames_skipped_still for worker in self.workers),
             "frames_skipped_busy": sum(worker.frames_skipped_busy for worker in self.workers),
+            "frames_tracked_only": sum(worker.frames_tracked_only for worker in self.workers),
             "reads": self.reads,
             "alerts": self.alerts,
             "hotlist_entries": len(self.hotlists.current),

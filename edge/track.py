@@ -41,6 +41,9 @@ _CONTAINED = 0.8
 """A detection box this much inside the predicted box (or around it) continues the track."""
 _MAX_SIZE_RATIO = (1.6, 0.16, 2.2)
 """Largest change of plate height between linked sightings: base, growth per frame, cap."""
+_WINDOW_ROOM = (0.75, 0.25, 2.0)
+"""Room around a track's predicted box searched for its plate, in plate widths on each side
+(twice that in plate heights above and below): a base, a growth per frame unseen, and a cap."""
 _CLEARLY_BETTER = 1.15
 """A crop is worth another read when its quality beats every crop read so far by this factor."""
 _GOOD_ENOUGH = 0.8
@@ -128,6 +131,18 @@ class PlateTracker:
                 track.last_request_index = frame.index
                 to_read.append((track.track_id, detection))
         return to_read
+
+    def search_windows(self, frame_index: int) -> list[Box]:
+        """Where the open tracks' plates should be in frame `frame_index`: each predicted box
+        with room around it for a change of speed or size, growing with the frames unseen."""
+        windows = []
+        for track in self._tracks.values():
+            x, y, w, h = track.predicted_box(frame_index)
+            unseen = frame_index - track.recent[-1][0]
+            room = min(_WINDOW_ROOM[0] + _WINDOW_ROOM[1] * unseen, _WINDOW_ROOM[2])
+            dx, dy = round(w * room), round(h * room * 2)
+            windows.append((x - dx, y - dy, w + 2 * dx, h + 2 * dy))
+        return windows
 
     def add_read(
         self, track_id: int, frame: Frame, detection: Detection, read: PlateRead | None

@@ -46,8 +46,14 @@ class PlateRead:
 
 
 class Detector(Protocol):
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Plate boxes in `image` (BGR), most confident first."""
+    def scale_for(self, shape: tuple[int, ...]) -> float:
+        """The resampling the detector applies to a whole image of this shape."""
+        ...
+
+    def detect(self, image: np.ndarray, scale: float | None = None) -> list[Detection]:
+        """Plate boxes in `image` (BGR), most confident first, after resampling the image by
+        `scale` (None: `scale_for(image.shape)`). A part of a larger image is searched at the
+        whole image's scale, so that it costs its share of the whole and finds the same plates."""
         ...
 
 

@@ -137,6 +137,21 @@ def test_a_small_image_is_upscaled_enough_to_find_its_plate(text_detector):
     assert detections and box_iou(detections[0].box, truth) >= 0.4
 
 
+@pytest.mark.parametrize("backend", ["text", "morphology"])
+def test_a_part_searched_at_the_whole_image_scale_finds_the_plate_where_the_whole_does(
+    detectors, backend
+):
+    image, truth = plate_scene(char_height_px=30, size=(1280, 720), at=(700, 400), seed=11)
+    detector = detectors[backend]
+    whole = max(detector.detect(image), key=lambda d: box_iou(d.box, truth))
+    x0, y0 = 560, 330
+    part = image[y0 : y0 + 260, x0 : x0 + 420]
+    found = detector.detect(part, detector.scale_for(image.shape))
+    best = max(found, key=lambda d: box_iou((d.box[0] + x0, d.box[1] + y0, *d.box[2:]), truth))
+    moved = (best.box[0] + x0, best.box[1] + y0, *best.box[2:])
+    assert box_iou(moved, whole.box) >= 0.8
+
+
 def test_make_detector_by_name():
     assert isinstance(make_detector(DetectorConfig(backend="default")), TextLineDetector)
     assert isinstance(make_detector(DetectorConfig(backend="text")), TextLineDetector)

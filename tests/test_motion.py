@@ -1,4 +1,5 @@
-"""The motion gate on real (compressed) clips: still scenes are skipped, moving ones are not."""
+"""The motion gate on real (compressed) clips: still scenes are skipped, moving ones are not, and
+the regions it returns hold what moves and leave out what does not."""
 
 from __future__ import annotations
 
@@ -47,21 +48,21 @@ def clip(tmp_path: Path, name: str, frames: int, moving_x: int | None = None) ->
 
 def test_still_scene_has_no_motion_after_the_first_frame(tmp_path):
     gate = MotionGate()
-    results = [gate.has_motion(image) for image in clip(tmp_path, "still.mp4", 25)]
+    results = [bool(gate.moving_regions(image)) for image in clip(tmp_path, "still.mp4", 25)]
     assert results[0] is True
     assert not any(results[1:])
 
 
 def test_moving_vehicle_is_motion_on_every_frame(tmp_path):
     gate = MotionGate()
-    results = [gate.has_motion(image) for image in clip(tmp_path, "moving.mp4", 20, 130)]
+    results = [bool(gate.moving_regions(image)) for image in clip(tmp_path, "moving.mp4", 20, 130)]
     assert all(results)
 
 
 def test_motion_outside_the_region_of_interest_is_ignored(tmp_path):
     left_half = np.array([[0, 0], [150, 0], [150, HEIGHT], [0, HEIGHT]], np.int32)
     gate = MotionGate(Calibration(camera_id="cam1", roi=left_half))
-    results = [gate.has_motion(image) for image in clip(tmp_path, "right.mp4", 20, 240)]
+    results = [bool(gate.moving_regions(image)) for image in clip(tmp_path, "right.mp4", 20, 240)]
     assert results[0] is True
     assert not any(results[1:])
 
@@ -69,8 +70,56 @@ def test_motion_outside_the_region_of_interest_is_ignored(tmp_path):
 def test_motion_holds_for_a_few_frames_after_it_stops(tmp_path):
     frames = clip(tmp_path, "moving.mp4", 10, 130)
     gate = MotionGate(hold_frames=3)
-    assert all(gate.has_motion(image) for image in frames)
+    assert all(bool(gate.moving_regions(image)) for image in frames)
     last = frames[-1]
-    after = [gate.has_motion(last) for _ in range(80)]  # about 40 frames to adapt at 0.05
+    after = [bool(gate.moving_regions(last)) for _ in range(80)]  # about 40 frames to adapt at 0.05
     assert after[:3] == [True, True, True]
     assert not any(after[-5:])  # the block that stopped becomes background
+
+
+def covers(region: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> bool:
+    rx, ry, rw, rh = region
+    x, y, w, h = box
+    return rx <= x and ry <= y and x + w <= rx + rw and y + h <= ry + rh
+
+
+def test_regions_hold_the_moving_block_and_leave_out_the_still_frame(tmp_path):
+    gate = MotionGate()
+    frames = clip(tmp_path, "moving.mp4", 20, 130)
+    assert gate.moving_regions(frames[0]) == [(0, 0, WIDTH, HEIGHT)]
+    for i, image in enumerate(frames[1:], start=1):
+        regions = gate.moving_regions(image)
+        block = (130, 5 + 6 * i, 51, 31)
+        assert any(covers(region, block) for region in regions), (i, regions)
+        searched = sum(w * h for _, _, w, h in regions)
+        assert searched < 0.5 * WIDTH * HEIGHT, (i, regions)
+
+
+def test_two_vehicles_apart_give_two_regions(tmp_path):
+    path = tmp_path / "two.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (WIDTH, HEIGHT))
+    background = road()
+    for i in range(12):
+        image = background.copy()
+        for x in (20, 250):
+            cv2.rectangle(image, (x, 5 + 6 * i), (x + 40, 35 + 6 * i), (230, 230, 230), -1)
+        writer.write(image)
+    writer.release()
+    capture = cv2.VideoCapture(str(path))
+    gate = MotionGate()
+    regions = []
+    while (frame := capture.read())[0]:
+        regions = gate.moving_regions(frame[1])
+    capture.release()
+    assert len(regions) == 2
+    left, right = sorted(regions)
+    assert left[0] + left[2] < 250 and right[0] > 60
+
+
+def test_motion_over_most_of_the_frame_searches_the_whole_frame():
+    gate = MotionGate()
+    dark = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
+    gate.moving_regions(dark)
+    assert gate.moving_regions(np.full((HEIGHT, WIDTH, 3), 200, np.uint8)) == [
+        (0, 0, WIDTH, HEIGHT)
+    ]

@@ -288,3 +288,28 @@ def test_a_track_whose_read_budget_is_spent_is_emitted_without_waiting_for_the_e
     assert reader.calls == 4
     assert emitted_at < T0 + 29 / FPS  # while the plate is still in view
     assert vehicle.read.text == "AB12CDE"
+
+
+def inside(box: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = box
+    wx, wy, ww, wh = window
+    return wx <= x and wy <= y and x + w <= wx + ww and y + h <= wy + wh
+
+
+@pytest.mark.parametrize("gap", [1, 2, 4])
+def test_search_windows_hold_where_a_moving_plate_goes_next(gap):
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    for step in range(0, 12, 2):
+        box = approaching_box(step)
+        tracker.update(frame_with(step, [box]), [Detection(box=box, score=0.9)])
+    later = 10 + gap
+    windows = tracker.search_windows(later)
+    assert len(windows) == 1
+    assert inside(approaching_box(later), windows[0])
+    far_away = (450, 20, 60, 13)
+    assert not inside(far_away, windows[0])
+
+
+def test_no_tracks_no_search_windows():
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    assert tracker.search_windows(0) == []

@@ -1,0 +1,71 @@
+"""PlateFinder: detection limited to the moving regions (and the region of interest), then reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.synthetic.render import render_plate
+from edge.calibration import Calibration, default_calibration
+from edge.config import DetectorConfig, ReaderConfig
+from edge.detect import make_detector
+from edge.pipeline import PlateFinder
+from edge.read import make_reader
+
+
+def street(width: int = 1280, height: int = 720) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return rng.integers(70, 150, (height, width, 3), dtype=np.uint8)
+
+
+def with_plate(image: np.ndarray, vrm: str, at: tuple[int, int]) -> tuple[int, int, int, int]:
+    plate = render_plate(vrm, rear=True, char_height_px=30)
+    x, y = at
+    h, w = plate.shape[:2]
+    image[y : y + h, x : x + w] = plate
+    return (x, y, w, h)
+
+
+@pytest.fixture(scope="module")
+def finder() -> PlateFinder:
+    return PlateFinder(
+        make_detector(DetectorConfig()),
+        make_reader(ReaderConfig()),
+        min_confidence=0.3,
+        calibration=default_calibration("cam"),
+    )
+
+
+def centre_inside(box, region) -> bool:
+    x, y, w, h = box
+    rx, ry, rw, rh = region
+    return rx <= x + w / 2 <= rx + rw and ry <= y + h / 2 <= ry + rh
+
+
+def test_only_plates_inside_the_moving_regions_are_found_and_read(finder):
+    image = street()
+    left = with_plate(image, "AB12CDE", (120, 300))
+    right = with_plate(image, "XY61ZZT", (860, 420))
+    everywhere = finder.detect(image)
+    assert any(centre_inside(d.box, left) for d in everywhere)
+    assert any(centre_inside(d.box, right) for d in everywhere)
+
+    around_right = (right[0] - 150, right[1] - 120, right[2] + 300, right[3] + 240)
+    found = finder.detect(image, [around_right])
+    assert found and all(centre_inside(d.box, around_right) for d in found)
+    reads = [finder.read(image, d) for d in found]
+    assert "XY61ZZT" in {r.text for r in reads if r is not None}
+
+
+def test_regions_outside_the_region_of_interest_find_nothing():
+    roi = np.array([[0, 0], [640, 0], [640, 720], [0, 720]], np.int32)
+    finder = PlateFinder(
+        make_detector(DetectorConfig()),
+        make_reader(ReaderConfig()),
+        min_confidence=0.3,
+        calibration=Calibration(camera_id="cam", roi=roi),
+    )
+    image = street()
+    right = with_plate(image, "XY61ZZT", (860, 420))
+    assert finder.detect(image, [(right[0] - 50, right[1] - 50, 400, 200)]) == []
+    assert finder.detect(image, []) == []
