@@ -1,7 +1,7 @@
 """Detection + reading over folders of labelled photos: recall, accuracy and timing.
 
     python -m benchmarks.read_eval [FOLDER ...] [--json] [--reader onnx|easyocr]
-                                   [--detector default|text|morphology] [--split heldout|all]
+                                   [--detector default|text|morphology] [--split all|heldout|train]
 
 Each FOLDER holds photos and one NAME.txt per photo, each line tab-separated
 `IMAGE_FILE x y width height PLATE_TEXT` (the format of ../shared/data/README.md). Photos go
@@ -239,16 +239,17 @@ def summarise(
     }
 
 
-def heldout_filter(split: str) -> Callable[[Path, LabelledPlate], bool]:
-    """Which photos a split keeps; 'heldout' uses the reader's training split."""
+def split_filter(split: str) -> Callable[[Path, LabelledPlate], bool]:
+    """Which photos a split keeps: 'heldout' those the reader never trained on (by the reader
+    training's own rule), 'train' the others of the shared sets, 'all' every photo."""
     if split == "all":
         return lambda folder, plate: True
     from models.build.reader_data import REAL_SETS, is_held_out
 
     def keep(folder: Path, plate: LabelledPlate) -> bool:
         if folder.name not in REAL_SETS:
-            return True  # the reader never trained on other folders
-        return is_held_out(folder.name, plate.image_path.name)
+            return split == "heldout"  # the reader never trained on other folders
+        return is_held_out(folder.name, plate.image_path.name) == (split == "heldout")
 
     return keep
 
@@ -262,7 +263,7 @@ def evaluate(
 ) -> dict:
     """Every labelled plate of `folders` through `finder` (built with min_confidence 0, so that
     accuracy can be given both at `min_confidence` and at any confidence)."""
-    keep = heldout_filter(split)
+    keep = split_filter(split)
     outcomes: dict[str, list[PlateOutcome]] = {}
     for folder in folders:
         outcomes[folder.name] = []
@@ -346,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--detector", choices=["default", "text", "morphology"], default="default")
     parser.add_argument("--input-long-side", type=int, default=None,
                         help="Text detector input size (default: the config default).")  # fmt: skip
-    parser.add_argument("--split", choices=["heldout", "all"], default="all",
-                        help="'heldout': only the shared photos the reader did not train on.")  # fmt: skip
+    parser.add_argument("--split", choices=["all", "heldout", "train"], default="all",
+                        help="'heldout': photos the reader did not train on; 'train': those it did.")  # fmt: skip
     parser.add_argument("--frame-sample", type=int, default=FRAME_SAMPLE,
                         help="Photos resized to 1280x720 for the per-frame timing.")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON report here.")

@@ -98,3 +98,18 @@ def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
 
     table = read_eval.format_table(report)
     assert "detection recall" in table and "100.0%" in table and "generated" in table
+
+
+def test_train_and_heldout_splits_partition_the_shared_sets(tmp_path):
+    from benchmarks.read_eval import LabelledPlate, split_filter
+
+    held_out, train, everything = (split_filter(s) for s in ("heldout", "train", "all"))
+    for set_name in ("openalpr-eu-dev", "openalpr-us-dev"):
+        folder = tmp_path / set_name
+        for i in range(40):
+            plate = LabelledPlate(folder / f"photo{i}.jpg", (0, 0, 10, 5), "AB12CDE")
+            assert held_out(folder, plate) != train(folder, plate)
+            assert everything(folder, plate)
+    other = tmp_path / "my-own-photos"
+    plate = LabelledPlate(other / "a.jpg", (0, 0, 10, 5), "AB12CDE")
+    assert held_out(other, plate) and not train(other, plate)

@@ -16,7 +16,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from benchmarks.read_eval import MATCH_IOU, iou
 from benchmarks.synthetic.render import FONT_PATH, random_uk_vrm, render_plate
+from edge.calibration import default_calibration
+from edge.config import DetectorConfig
+from edge.detect import make_detector
+from edge.pipeline import reading_box
 from edge.plates import ALPHABET, normalise
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -46,6 +51,9 @@ class LabelledPlate:
     quad: np.ndarray
     """Plate corners in `image`, float32 4x2: top-left, top-right, bottom-right, bottom-left."""
     text: str
+    detected: bool = False
+    """Cut where the daemon's detector boxes it: the crop is already as loose as in service, so
+    it is jittered only a little."""
 
 
 def is_held_out(set_name: str, file_name: str) -> bool:
@@ -74,6 +82,25 @@ def load_real_plates(held_out: bool, data_dir: Path = SHARED_DATA) -> list[Label
             quad = _box_quad(float(x), float(y), float(w), float(h))
             plates.append(LabelledPlate(image, quad, normalise(text)))
     return plates
+
+
+def detector_box_plates(plates: list[LabelledPlate]) -> list[LabelledPlate]:
+    """The plates again, each cut where the daemon's detector (at its defaults) boxes it, with
+    the reader's crop margin: the crops the reader is given in service, which differ from the
+    labelled boxes (a US plate's line of characters without its state name and slogan). Only
+    detections overlapping the labelled box (IoU >= 0.3) are kept."""
+    detector = make_detector(DetectorConfig())
+    low, high = default_calibration("training").plate_height_px
+    detected = []
+    for plate in plates:
+        (x0, y0), (x1, y1) = plate.quad[0], plate.quad[2]
+        label = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+        for detection in detector.detect(plate.image):
+            if iou(detection.box, label) >= MATCH_IOU and low <= detection.box[3] <= high:
+                x, y, w, h = reading_box(detection.box, plate.image.shape)
+                quad = _box_quad(x, y, w, h)
+                detected.append(LabelledPlate(plate.image, quad, plate.text, detected=True))
+    return detected
 
 
 def crop_box(plate: LabelledPlate, margin: float = 0.0) -> np.ndarray:
@@ -253,7 +280,8 @@ def augmented_crop(
     plate: LabelledPlate, rng: np.random.Generator, strength: float = 1.0
 ) -> np.ndarray:
     """A randomly cut, warped, degraded crop of the plate, BGR, sized near the model input."""
-    quad = _jittered_quad(plate.quad, rng, rng.choice([0.08, 0.2, 0.35]) * strength, strength)
+    loose = 0.04 if plate.detected else rng.choice([0.08, 0.2, 0.35])
+    quad = _jittered_quad(plate.quad, rng, loose * strength, strength)
     # Low resolution: warp into a smaller image (down to ~10 px characters), then let the
     # reader's resize bring it up as it would a distant plate.
     scale = rng.uniform(0.35, 1.0) if rng.random() < 0.5 * strength else 1.0

@@ -30,6 +30,7 @@ from models.build.reader_data import (
     INPUT_W,
     augmented_crop,
     background_patches,
+    detector_box_plates,
     load_real_plates,
     on_background,
     render_other_plate,
@@ -99,8 +100,9 @@ class Sampler:
 
     def __init__(self, seed: int, uk_bases: int, other_bases: int) -> None:
         self.rng = np.random.default_rng(seed)
-        self.real = load_real_plates(held_out=False)
-        self.backgrounds = background_patches(self.real, self.rng)
+        labelled = load_real_plates(held_out=False)
+        self.real = labelled + detector_box_plates(labelled)
+        self.backgrounds = background_patches(labelled, self.rng)
         logger.info(
             "real training plates: %d, background patches: %d",
             len(self.real),
