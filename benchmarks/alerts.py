@@ -12,7 +12,10 @@ edge.console.ConsoleClient: de-duplication, acks, its own state folder):
 2. throughput: `--burst` alerts published back to back; alerts_per_s = burst / (time the console
    received the last one - time the first was published). The evidence is encoded beforehand (a
    camera encodes each vehicle's images once, at the pace vehicles pass, not 5,000 a second); every
-   alert still carries, journals and sends its own copy of the JPEG bytes.
+   alert still carries, journals and sends its own copy of the JPEG bytes. The CPU time each part
+   used in this phase is reported per alert (burst_cpu_us_per_alert), and with it the most alerts
+   a second this machine's CPUs could carry at that cost if nothing else ran
+   (cpu_bound_alerts_per_s).
 3. disconnect: `--burst` alerts more; a third of the way through the console is killed (SIGKILL),
    and at two thirds it is started again on the same state folder, so a third of the burst is
    published while no console is connected; `lost` counts alerts published in the whole run that
@@ -32,10 +35,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from edge.alerts import AlertPublisher, Evidence, alert_frames, alert_record, encode_evidence
 from edge.config import AlertsConfig
@@ -129,6 +135,26 @@ class Record:
             time.sleep(0.05)
 
 
+_THREAD_PARTS = {
+    "MainThread": "publish_caller",
+    "alerts-io": "alert_io_thread",
+    "journal-checkpoint": "journal_checkpoint",
+}
+"""This process's threads by name; the others are ZeroMQ's (CURVE, TCP) and the key checker's."""
+
+
+def cpu_seconds(console_pid: int) -> Counter[str]:
+    """CPU time used so far by each part of the daemon (this process) and by the console."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    used: Counter[str] = Counter()
+    for thread in psutil.Process().threads():
+        part = _THREAD_PARTS.get(names.get(thread.id, ""), "daemon_other_threads")
+        used[part] += thread.user_time + thread.system_time
+    console = psutil.Process(console_pid).cpu_times()
+    used["console"] = console.user + console.system
+    return used
+
+
 class Console:
     def __init__(self, endpoint: str, keys: Path, state: Path, record: Path):
         command = [sys.executable, "-m", "benchmarks.alerts", "--console-worker"]
@@ -190,12 +216,16 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
             latencies = [(r - c) * 1000 for alert_id, r, c in rows if alert_id in latency_ids]
 
             # 2. sustained throughput
+            cpu_before = cpu_seconds(console.process.pid)
             first = time.time()
             burst_ids = {publisher.publish(activations[i], evidence(i)) for i in range(burst)}
             published += burst_ids
             rows = record.wait_for(burst_ids, 60)
             last = max(r for alert_id, r, _ in rows if alert_id in burst_ids)
             alerts_per_s = burst / (last - first)
+            cpu_used = cpu_seconds(console.process.pid) - cpu_before
+            cpu_us = {part: round(cpu_used[part] / burst * 1e6) for part in sorted(cpu_used)}
+            cpu_us["total"] = round(cpu_used.total() / burst * 1e6)
             frames = alert_frames(alert_record(activations[0], evidence(0)))
             alert_bytes = sum(len(frame) for frame in frames)
 
@@ -218,6 +248,8 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
             "latency_ms_p50": round(float(np.percentile(latencies, 50)), 3),
             "latency_ms_p99": round(float(np.percentile(latencies, 99)), 3),
             "alerts_per_s": round(alerts_per_s, 1),
+            "burst_cpu_us_per_alert": cpu_us,
+            "cpu_bound_alerts_per_s": round(os.cpu_count() * 1e6 / cpu_us["total"]),
             "lost": len(set(published) - set(received)),
             "duplicates": len(received) - len(set(received)),
             "latency_rate_per_s": rate,

@@ -202,11 +202,12 @@ def alert_record(activation: Activation, evidence: Evidence) -> AlertRecord:
     """A new alert (fresh id, created now) as it is journalled and sent."""
     alert_id = str(uuid.uuid4())
     created_at = time.time()
+    header = encode_alert(activation, evidence, alert_id, created_at)
     return AlertRecord(
         alert_id,
-        str(activation.role),
+        header["role"],
         created_at,
-        dump_message(encode_alert(activation, evidence, alert_id, created_at)),
+        dump_message(header),
         evidence.plate_crop and evidence.plate_crop.jpeg,
         evidence.overview and evidence.overview.jpeg,
     )

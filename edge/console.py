@@ -247,27 +247,23 @@ class ConsoleClient:
 
 
 def _with_image_data(alert: dict, frames: list[bytes]) -> dict:
-    """The alert header with each evidence image's `frame` number replaced by its JPEG (`data`)."""
+    """The alert header, each evidence image's `frame` number replaced by its JPEG (`data`)."""
     evidence = alert.get("evidence")
-    if not isinstance(evidence, dict):
-        return alert
-    images = {}
-    for name, image in evidence.items():
-        if isinstance(image, dict):
-            frame = image.get("frame")
-            image = {k: v for k, v in image.items() if k != "frame"}
-            if isinstance(frame, int) and 0 < frame < len(frames):
-                image["data"] = frames[frame]
-            else:
-                logger.warning(
-                    "console: alert %s: its %s is not in the message (frame %r of %d)",
-                    alert.get("alert_id"),
-                    name,
-                    frame,
-                    len(frames),
-                )
-        images[name] = image
-    return {**alert, "evidence": images}
+    for name, image in evidence.items() if isinstance(evidence, dict) else ():
+        if not isinstance(image, dict):
+            continue
+        frame = image.pop("frame", None)
+        if isinstance(frame, int) and 0 < frame < len(frames):
+            image["data"] = frames[frame]
+        else:
+            logger.warning(
+                "console: alert %s: its %s is not in the message (frame %r of %d)",
+                alert.get("alert_id"),
+                name,
+                frame,
+                len(frames),
+            )
+    return alert
 
 
 # --- `anpr-edge console` ---

@@ -26,6 +26,7 @@ from typing import Literal
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_INTERVAL_S = 1.0
+_CACHE_KIB = 16 * 1024
 _ACK_CHUNK = 1000
 """Acknowledgements recorded per statement (SQLite allows 32766 parameters)."""
 
@@ -91,6 +92,9 @@ class Journal:
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             # Checkpoints (which flush to disk) run on their own thread, not inside a commit.
             self._db.execute("PRAGMA wal_autocheckpoint=0")
+            # Room for a whole commit of alerts with their images (up to 256 x ~30 KB), so SQLite
+            # does not spill pages to the WAL mid-transaction and read them back.
+            self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._create_or_check_schema()
         except sqlite3.DatabaseError as error:
