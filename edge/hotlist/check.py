@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.hotlist.csvfile import MARKER_BITS, ParsedFile, days, decode_row, from_days
-from edge.hotlist.matching import HotlistError, parse_files
+from edge.hotlist.matching import HotlistError, loading_threads, parse_files
 
 EXPIRING_SOON_DAYS = 7
 _EXAMPLES = 5
@@ -24,7 +24,8 @@ def check_files(paths: Sequence[Path], *, today: dt.date | None = None) -> int:
     """
     today = today or dt.date.today()
     try:
-        files = parse_files(paths, today, expired_is_error=True)
+        with loading_threads() as executor:
+            files = parse_files(paths, today, expired_is_error=True, executor=executor)
     except HotlistError as error:
         print(error, file=sys.stderr)
         print(f"{error.total} problems: rejected, nothing loaded", file=sys.stderr)

@@ -1,10 +1,15 @@
 """Constant-time lookup structures over integer keys, and the keys of the misread-tolerant match.
 
-`BucketIndex` maps 64-bit keys to entry numbers (several entries may share a key). It is a hash
-table laid out as one sorted array: each key is hashed, the top bits of the hash choose a bucket,
-and a word holding the rest of the hash with the entry number is stored in bucket order. A lookup
-hashes the key, reads the bucket's bounds and scans its few words: the same handful of steps for
-ten thousand entries or a hundred million. Built with numpy sorts, no Python loop per entry.
+Keys are hashed with one multiply (`hash64`); the top bits of the hash choose a *bucket*. A
+bucket table is one array of 64-bit words in bucket order, each holding the rest of the hash and
+a value (an entry number), plus the start of every bucket. A lookup hashes the key, reads the
+bucket's bounds and scans its few words: the same handful of steps for ten thousand entries or a
+hundred million. The exact index goes one step further: the hotlist's entries themselves are
+stored in bucket order (`exact_order`), so a bucket is a run of entries.
+
+Tables are built with numpy sorts, no Python loop per entry, on two cores: words whose hash has
+its top bit clear fill the array from the front and the others from the back, so the two halves
+can be sorted at the same time and together are in bucket order.
 
 Misread tolerance works on *confusion classes*: characters a reader confuses (O, 0, D and Q...)
 share one class. A read whose class string equals an entry's, or differs by one missing, extra
@@ -15,8 +20,9 @@ a read looks up the same variants of itself. Candidates are then verified exactl
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -24,11 +30,13 @@ CONFUSION_GROUPS = ("0ODQ", "1IL", "2Z", "4A", "5S", "6G", "7T", "8B")
 """Characters a plate reader confuses; each group is one class for misread-tolerant matching."""
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MAX_KEY_CHARS = 10
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 """2**64 / golden ratio, odd: multiplying by it permutes 64-bit keys."""
-_BUCKET_CHUNK = 1 << 22
-_BLOCK = 1 << 20
+_TOP_BIT = np.uint64(1 << 63)
+_ENTRY_BLOCK = 1 << 16
+_COUNT_CHUNK = 1 << 20
 
 
 def _class_table() -> dict[str, int]:
@@ -40,12 +48,19 @@ def _class_table() -> dict[str, int]:
 CLASS_OF = _class_table()
 """Character -> class number 1..N (characters in one confusion group share a number)."""
 CLASS_BASE = max(CLASS_OF.values()) + 1
+"""Class strings are numbers in this base (class numbers are never 0, so lengths differ too)."""
 WHOLE = 15
 """Variant position of a whole class string; 0..14 is the position of the deleted character."""
-_DIGIT_CLASS = np.array([CLASS_OF[char] for char in ALPHABET], np.int64)
-"""Class number of each base-36 digit value."""
 CLASS_TRANSLATION = str.maketrans({char: chr(number) for char, number in CLASS_OF.items()})
 """str.translate table: a VRM -> its class string, one character (chr(class number)) per char."""
+CLASS_DIGITS = str.maketrans(
+    {char: np.base_repr(number, CLASS_BASE).lower() for char, number in CLASS_OF.items()}
+)
+"""str.translate table: a VRM -> its class string written in base CLASS_BASE, for int()."""
+_DIGIT_CLASS = np.array([CLASS_OF[char] for char in ALPHABET], np.int64)
+"""Class number of each base-36 digit value."""
+_POWERS_OF_36 = 36 ** np.arange(MAX_KEY_CHARS + 1, dtype=np.int64)
+_CLASS_POWERS = CLASS_BASE ** np.arange(MAX_KEY_CHARS + 1, dtype=np.int64)
 
 
 def hash64(key: int) -> int:
@@ -57,146 +72,129 @@ def hash64_array(keys: np.ndarray) -> np.ndarray:
     return keys.astype(np.uint64) * np.uint64(_GOLDEN)
 
 
-def entry_bits(entry_count: int) -> int:
-    """Bits that hold an entry number below `entry_count`."""
-    return max(1, (entry_count - 1).bit_length())
+def value_bits(limit: int) -> int:
+    """Bits that hold a value below `limit`."""
+    return max(1, (limit - 1).bit_length())
 
 
-def class_variants(vrm: str, with_deletions: bool) -> list[tuple[int, int]]:
-    """(key, position) of the class string of `vrm` (position WHOLE) and, optionally, of each
-    string with the character at `position` deleted."""
-    classes = [ord(c) for c in vrm.translate(CLASS_TRANSLATION)]
-    full = 0
-    for number in classes:
-        full = full * CLASS_BASE + number
-    variants = [(full, WHOLE)]
-    if with_deletions:
-        prefix = 0
-        for i, number in enumerate(classes):
-            scale = CLASS_BASE ** (len(classes) - 1 - i)
-            variants.append((prefix * scale + full % scale, i))
-            prefix = prefix * CLASS_BASE + number
-    return variants
+def class_keys(vrm: str, with_deletions: bool) -> list[int]:
+    """Keys of the class string of `vrm` (`WHOLE`) and, optionally, of each string with one
+    character deleted (key i + 1 for the character at position i, counted from the left)."""
+    digits = vrm.translate(CLASS_DIGITS)
+    keys = [int(digits, CLASS_BASE)]
+    if with_deletions and len(digits) > 1:
+        keys += [int(digits[:i] + digits[i + 1 :], CLASS_BASE) for i in range(len(digits))]
+    return keys
 
 
-def may_be_one_edit(position: int, other: int) -> bool:
-    """Whether variants at these positions meeting means at most one edit between the strings:
-    a whole string against any variant, or the same character deleted from both (otherwise,
-    e.g. AB and BA meeting at B, the strings are further apart)."""
-    return position == WHOLE or other == WHOLE or position == other
+def code_lengths(codes: np.ndarray) -> np.ndarray:
+    """Characters in each exact VRM code (`vrm_code`: a 1 then one base-36 digit per char)."""
+    return (np.searchsorted(_POWERS_OF_36, codes, side="right") - 1).astype(np.int8)
 
 
-def exact_arrays(codes: np.ndarray) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """For `BucketIndex`: each entry under its exact VRM code, in blocks."""
-    blocks = (
-        (np.arange(block, min(block + _BLOCK, len(codes))), codes[block : block + _BLOCK])
-        for block in range(0, len(codes), _BLOCK)
-    )
-    return len(codes), blocks
+def class_variant_words(
+    codes: np.ndarray, lengths: np.ndarray, first_entry: int, entry_bits: int, high: np.uint64
+) -> np.ndarray:
+    """Bucket-table words of the `class_keys` (with deletions) of entries from `first_entry`.
 
-
-def class_variant_arrays(
-    codes: np.ndarray,
-) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]], int]:
-    """For `BucketIndex`, from entries' exact VRM codes: the number of keys, the (values, keys)
-    arrays of `class_variants`, and the bound on values. A value is the entry number with the
-    variant position above it; the classes come from the base-36 digits of the codes (no
-    per-entry strings), in blocks of entries so that temporaries stay small.
+    A word is the high bits of the key's hash, then the variant position, then the entry number.
+    Classes come from the base-36 digits of the codes; a deletion variant is the class string
+    above the deleted character, shifted down one place, plus the part below it (no divisions
+    beyond the digits).
     """
-    lengths = np.zeros(len(codes), np.int8)
-    for block in range(0, len(codes), _BLOCK):
-        remaining = codes[block : block + _BLOCK].copy()
-        while (more := remaining > 1).any():
-            lengths[block : block + _BLOCK] += more
-            remaining //= np.where(more, 36, 1)
-    bits = entry_bits(len(codes))
-
-    def variants() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for block in range(0, len(codes), _BLOCK):
-            block_codes, block_lengths = (
-                codes[block : block + _BLOCK],
-                lengths[block : block + _BLOCK],
-            )
-            for position, entries, keys in _block_variants(block_codes, block_lengths, block):
-                yield entries | (position << bits), keys
-
-    return len(codes) + int(lengths.sum(dtype=np.int64)), variants(), (WHOLE + 1) << bits
-
-
-def _block_variants(
-    codes: np.ndarray, lengths: np.ndarray, first_entry: int
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     lengths = lengths.astype(np.int64)
-    longest = int(lengths.max(initial=0))
-    classes = np.zeros((len(codes), longest), np.int16)
-    """classes[e, i]: class of character i (from the left) of entry e's VRM; 0 past its end."""
+    entries = np.arange(first_entry, first_entry + len(codes), dtype=np.uint64)
     remaining = codes.copy()
-    for from_end in range(longest):
-        column = lengths - 1 - from_end
-        rows = np.flatnonzero(column >= 0)
-        classes[rows, column[rows]] = _DIGIT_CLASS[remaining[rows] % 36]
+    below = np.zeros((MAX_KEY_CHARS + 1, len(codes)), np.int64)
+    """below[k]: the class string's last k characters, as a number."""
+    classes = np.zeros((MAX_KEY_CHARS, len(codes)), np.int64)
+    """classes[k]: class of the k-th character from the right (0 past the start)."""
+    for k in range(MAX_KEY_CHARS):
+        digits = remaining % 36
         remaining //= 36
-    full = np.zeros(len(codes), np.int64)
-    for i in range(longest):
-        full = np.where(i < lengths, full * CLASS_BASE + classes[:, i], full)
-    entries = np.arange(first_entry, first_entry + len(codes), dtype=np.int64)
-    yield WHOLE, entries, full
-    powers = CLASS_BASE ** np.arange(longest + 1, dtype=np.int64)
-    prefix = np.zeros(len(codes), np.int64)
-    for i in range(longest):
-        rows = np.flatnonzero(i < lengths)
-        scale = powers[lengths[rows] - 1 - i]
-        yield i, entries[rows], prefix[rows] * scale + full[rows] % scale
-        prefix = prefix * CLASS_BASE + classes[:, i]
+        classes[k] = np.where(k < lengths, _DIGIT_CLASS[digits], 0)
+        below[k + 1] = below[k] + classes[k] * _CLASS_POWERS[k]
+    full = below[MAX_KEY_CHARS]
+    parts = [(hash64_array(full) & high) | (np.uint64(WHOLE) << np.uint64(entry_bits)) | entries]
+    above = np.zeros(len(codes), np.int64)
+    for k in range(MAX_KEY_CHARS - 1, -1, -1):
+        present = k < lengths
+        keys = above * _CLASS_POWERS[k] + below[k]
+        position = (lengths - 1 - k).astype(np.uint64) << np.uint64(entry_bits)
+        words = (hash64_array(keys) & high) | position | entries
+        parts.append(words[present])
+        above = above * CLASS_BASE + classes[k]
+    return np.concatenate(parts)
 
 
-class BucketIndex:
-    """Key -> values (entry numbers) in constant time (see the module docstring)."""
+class BucketTable:
+    """Values under hashed keys, bucket by bucket (see the module docstring)."""
 
-    def __init__(
-        self, total: int, parts: Iterable[tuple[np.ndarray, np.ndarray]], value_limit: int
-    ):
-        """`parts`: (values, keys) arrays, `total` keys in all, values below `value_limit`."""
-        self._entry_bits = entry_bits(value_limit)
-        self._entry_mask = (1 << self._entry_bits) - 1
-        self._bucket_bits = max(1, total.bit_length() - 3)
-        self._shift = 64 - self._bucket_bits
-        words = np.empty(total, np.uint64)
-        high = np.uint64(_MASK64 ^ self._entry_mask)
-        at = 0
-        for rows, keys in parts:
-            words[at : at + len(rows)] = (hash64_array(keys) & high) | rows.astype(np.uint64)
-            at += len(rows)
-        words.sort()
-        # starts[b] = number of words in buckets before b: count per bucket, then running sum.
-        # Words are sorted, so each block of them covers one run of consecutive buckets.
-        starts = np.zeros((1 << self._bucket_bits) + 1, np.uint32 if total < 1 << 32 else np.int64)
-        for block in range(0, total, _BUCKET_CHUNK):
-            buckets = (words[block : block + _BUCKET_CHUNK] >> np.uint64(self._shift)).astype(
-                np.intp
+    def __init__(self, total: int, value_limit: int, bucket_bits: int):
+        """For `total` words with values below `value_limit`, in 2**bucket_bits buckets."""
+        self.value_bits = value_bits(value_limit)
+        self.value_mask = (1 << self.value_bits) - 1
+        self.high = np.uint64(_MASK64 ^ self.value_mask)
+        self.shift = 64 - bucket_bits
+        self.words = np.empty(total, np.uint64)
+        self.starts = np.zeros((1 << bucket_bits) + 1, np.uint32 if total < 1 << 32 else np.int64)
+        self._front, self._back = 0, total
+        self._reserving = threading.Lock()
+
+    def fill(
+        self, executor: Executor, block_count: int, block_words: Callable[[int], np.ndarray]
+    ) -> None:
+        """Store the words `block_words(i)` of every block, sort them and count the buckets."""
+        list(executor.map(lambda block: self._add(block_words(block)), range(block_count)))
+        if self._front != self._back:
+            raise ValueError(
+                f"{len(self.words)} words expected, {self._back - self._front} missing"
             )
+        halves = (self.words[: self._front], self.words[self._front :])
+        list(executor.map(np.ndarray.sort, halves))
+        list(executor.map(self._count_buckets, halves))
+        np.cumsum(self.starts, out=self.starts)
+
+    def _add(self, words: np.ndarray) -> None:
+        upper = words >= _TOP_BIT
+        low, high = words[~upper], words[upper]
+        with self._reserving:
+            front = self._front
+            self._front += len(low)
+            self._back -= len(high)
+            back = self._back
+        self.words[front : front + len(low)] = low
+        self.words[back : back + len(high)] = high
+
+    def _count_buckets(self, words: np.ndarray) -> None:
+        """Add each bucket's number of words to starts[bucket + 1] (words sorted)."""
+        for at in range(0, len(words), _COUNT_CHUNK):
+            buckets = (words[at : at + _COUNT_CHUNK] >> np.uint64(self.shift)).astype(np.intp)
             counts = np.bincount(buckets - buckets[0])
-            starts[buckets[0] + 1 : buckets[0] + 1 + len(counts)] += counts.astype(starts.dtype)
-        np.cumsum(starts, out=starts)
-        self._words_array = words
-        self._starts_array = starts
-        self._words = memoryview(words)
-        self._starts = memoryview(starts)
+            self.starts[buckets[0] + 1 : buckets[0] + 1 + len(counts)] += counts.astype(
+                self.starts.dtype
+            )
 
     @property
     def nbytes(self) -> int:
-        return self._words_array.nbytes + self._starts_array.nbytes
+        return self.words.nbytes + self.starts.nbytes
 
-    def lookup(self, key: int) -> list[int]:
-        """Values stored under `key`, plus (rarely) some whose key hashes alike."""
-        hashed = (key * _GOLDEN) & _MASK64
-        bucket = hashed >> self._shift
-        words, bits = self._words, self._entry_bits
-        wanted = hashed >> bits
-        end = self._starts[bucket + 1]
-        at = bisect_left(words, wanted << bits, self._starts[bucket], end)
-        found = []
-        while at < end and words[at] >> bits == wanted:
-            found.append(words[at] & self._entry_mask)
-            at += 1
-        return found
+
+def exact_order(codes: np.ndarray, executor: Executor) -> tuple[np.ndarray, np.ndarray, int]:
+    """Entries in bucket order of their exact codes: (order, bucket starts in that order, shift).
+
+    `order[i]` is the entry that goes to place i; entries with the same code end up next to each
+    other, in their original order. Buckets hold about one entry each.
+    """
+    count = len(codes)
+    table = BucketTable(count, count, max(1, count.bit_length() - 1))
+
+    def block_words(block: int) -> np.ndarray:
+        first = block * _ENTRY_BLOCK
+        block_codes = codes[first : first + _ENTRY_BLOCK]
+        entries = np.arange(first, first + len(block_codes), dtype=np.uint64)
+        return (hash64_array(block_codes) & table.high) | entries
+
+    table.fill(executor, -(-count // _ENTRY_BLOCK), block_words)
+    order = (table.words & np.uint64(table.value_mask)).astype(np.intp)
+    return order, table.starts, table.shift

@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+import os
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
+from operator import ne
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +24,17 @@ from edge.hotlist.csvfile import (
     days,
     decode_row,
     parse_file,
-    vrm_code,
 )
 from edge.hotlist.index import (
     ALPHABET,
     CLASS_TRANSLATION,
-    BucketIndex,
-    class_variant_arrays,
-    class_variants,
-    entry_bits,
-    exact_arrays,
-    may_be_one_edit,
+    WHOLE,
+    BucketTable,
+    class_keys,
+    class_variant_words,
+    code_lengths,
+    exact_order,
+    value_bits,
 )
 from edge.plates import normalise
 from edge.types import Hit, HotlistEntry, Marker, MatchKind
@@ -40,6 +44,24 @@ logger = logging.getLogger(__name__)
 MAX_SUPPORTED_DISTANCE = 1
 """The misread index holds one-deletion variants, so it finds reads within one edit."""
 _SHOWN_PROBLEMS = 20
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+_ENTRY_BLOCK = 1 << 16
+_TOP_BIT = np.uint64(1 << 63)
+_TRIPLES = [a + b + c for a in ALPHABET for b in ALPHABET for c in ALPHABET]
+"""Every three base-36 digits, for turning a VRM code back into text three characters at a time."""
+_HEADS = [triple.lstrip("0")[1:] for triple in _TRIPLES]
+"""The characters after the leading 1 of a code's top (at most three) base-36 digits."""
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_SMALLEST_CODE, _CODE_LIMIT = 36**MIN_VRM_CHARS, 2 * 36**MAX_VRM_CHARS
+"""`vrm_code` of VRMs of MIN_VRM_CHARS to MAX_VRM_CHARS characters lies in this range."""
+
+
+@contextmanager
+def loading_threads() -> Iterator[Executor]:
+    """One worker thread per core for reading, checking and indexing hotlist files."""
+    with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="hotlist-load") as executor:
+        yield executor
 
 
 class HotlistError(Exception):
@@ -55,32 +77,53 @@ class HotlistError(Exception):
 
 
 class Hotlist:
-    """Entries of one or more parsed files, held as numpy columns and two constant-time indexes.
+    """Entries of one or more parsed files, held as numpy columns, and two constant-time indexes.
 
-    Build it with `load_hotlists`. Read-only once built, so threads may share it freely.
+    Entries are stored in the bucket order of their exact VRM code (`exact_order`), so the exact
+    index is just the start of each bucket; the misread index is a `BucketTable` of the
+    confusion-class variants. Lookups read them through memoryviews: a few Python operations
+    and no numpy call per read. Build it with `load_hotlists`. Read-only once built, so threads
+    may share it freely.
     """
 
-    def __init__(self, files: Sequence[ParsedFile]):
+    def __init__(self, files: Sequence[ParsedFile], executor: Executor):
         self._files = [(parsed.path, parsed.data) for parsed in files]
-        self._first_entry = list(itertools.accumulate((len(parsed) for parsed in files), initial=0))
-
-        def column(name: str, dtype: type) -> np.ndarray:
-            arrays = [getattr(parsed, name) for parsed in files]
-            if len(arrays) == 1:
-                return arrays[0]
-            return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
-
-        self._row_start = column("row_start", np.int64)
-        codes = column("codes", np.int64)
-        self._markers = column("markers", np.uint8)
-        self._expires = column("expires", np.int32)
-        count = len(codes)
-        self._exact = BucketIndex(*exact_arrays(codes), count)
-        self._misread = BucketIndex(*class_variant_arrays(codes))
-        self._entry_bits = entry_bits(count)
-        self._codes_array = codes
-        self._codes = memoryview(codes)
+        self._file_starts = list(itertools.accumulate((len(p.data) for p in files), initial=0))
+        """Entries' line offsets count from the start of the first file's bytes, through all."""
+        if len(files) == 1:
+            (parsed,) = files
+            codes, offsets, markers, expires = (
+                parsed.codes,
+                parsed.row_start,
+                parsed.markers,
+                parsed.expires,
+            )
+        else:
+            offset_type = np.uint32 if self._file_starts[-1] < 1 << 32 else np.int64
+            codes, offsets, markers, expires = (
+                np.concatenate([p.codes for p in files] or [np.zeros(0, np.int64)]),
+                np.concatenate(
+                    [
+                        p.row_start.astype(offset_type) + offset_type(start)
+                        for p, start in zip(files, self._file_starts, strict=False)
+                    ]
+                    or [np.zeros(0, offset_type)]
+                ),
+                np.concatenate([p.markers for p in files] or [np.zeros(0, np.uint8)]),
+                np.concatenate([p.expires for p in files] or [np.zeros(0, np.int32)]),
+            )
+        order, self._exact_starts_array, self._exact_shift = exact_order(codes, executor)
+        self._codes_array, self._offsets, self._markers, self._expires = executor.map(
+            np.take, (codes, offsets, markers, expires), itertools.repeat(order)
+        )
+        del order
+        self._entry_bits = value_bits(len(codes))
+        self._misread = _misread_table(self._codes_array, self._entry_bits, executor)
+        self._misread_words = memoryview(self._misread.words)
+        self._misread_starts = memoryview(self._misread.starts)
+        self._codes = memoryview(self._codes_array)
         self._expires_view = memoryview(self._expires)
+        self._exact_starts = memoryview(self._exact_starts_array)
 
     def __len__(self) -> int:
         return len(self._codes_array)
@@ -92,8 +135,18 @@ class Hotlist:
     @property
     def index_bytes(self) -> int:
         """Memory held by the columns and indexes (not counting the files' own bytes)."""
-        columns = (self._codes_array, self._markers, self._expires, self._row_start)
-        return sum(c.nbytes for c in columns) + self._exact.nbytes + self._misread.nbytes
+        columns = (
+            self._codes_array,
+            self._markers,
+            self._expires,
+            self._offsets,
+            self._exact_starts_array,
+        )
+        return (
+            sum(c.nbytes for c in columns)
+            + self._misread.words.nbytes
+            + self._misread.starts.nbytes
+        )
 
     def marker_counts(self, at: dt.date | None = None) -> dict[Marker, int]:
         """Entries carrying each marker (active on `at`, today by default)."""
@@ -105,9 +158,11 @@ class Hotlist:
 
     def entry(self, number: int) -> HotlistEntry:
         """The full entry, decoded from its line of the file it was loaded from."""
-        path, data = self._files[bisect_right(self._first_entry, number) - 1]
+        offset = int(self._offsets[number])
+        file = bisect_right(self._file_starts, offset) - 1
+        path, data = self._files[file]
         entry_id, vrm, _, action, information, source, added, expires = decode_row(
-            data, int(self._row_start[number])
+            data, offset - self._file_starts[file]
         )
         bits = int(self._markers[number])
         return HotlistEntry(
@@ -124,22 +179,35 @@ class Hotlist:
 
     def vrm(self, number: int) -> str:
         """The normalised VRM of an entry, from its code (`vrm_code` reversed)."""
-        code, chars = self._codes[number], []
-        while code > 1:
-            code, digit = divmod(code, 36)
-            chars.append(ALPHABET[digit])
-        return "".join(reversed(chars))
+        code = self._codes[number]
+        if code < 46656:
+            return _HEADS[code]
+        rest, low = divmod(code, 46656)
+        if rest < 46656:
+            return _HEADS[rest] + _TRIPLES[low]
+        rest, middle = divmod(rest, 46656)
+        if rest < 46656:
+            return _HEADS[rest] + _TRIPLES[middle] + _TRIPLES[low]
+        rest, high = divmod(rest, 46656)
+        return _HEADS[rest] + _TRIPLES[high] + _TRIPLES[middle] + _TRIPLES[low]
 
     def exact_matches(self, vrm: str, at: dt.date | None = None) -> list[int]:
         """Numbers of the active entries whose VRM is exactly `vrm` (normalised)."""
-        if not MIN_VRM_CHARS <= len(vrm) <= MAX_VRM_CHARS or not (vrm.isascii() and vrm.isalnum()):
+        if not (vrm.isascii() and vrm.isalnum()):
             return []
-        code = vrm_code(vrm)
-        day = days(at or dt.date.today())
+        code = int("1" + vrm, 36)
+        if not _SMALLEST_CODE <= code < _CODE_LIMIT:
+            return []
+        bucket = ((code * _GOLDEN) & _MASK64) >> self._exact_shift
+        number, end = self._exact_starts[bucket], self._exact_starts[bucket + 1]
         found = []
-        for number in self._exact.lookup(code):
-            if self._codes[number] == code and self._expires_view[number] >= day:
-                found.append(number)
+        if number < end:
+            day = (at or dt.date.today()).toordinal() - _EPOCH_ORDINAL
+            codes, expires = self._codes, self._expires_view
+            while number < end:
+                if codes[number] == code and expires[number] >= day:
+                    found.append(number)
+                number += 1
         return found
 
     def misread_matches(
@@ -155,18 +223,34 @@ class Hotlist:
             raise ValueError(
                 f"max_distance must be 0 to {MAX_SUPPORTED_DISTANCE}, not {max_distance}"
             )
-        if not MIN_VRM_CHARS - 1 <= len(vrm) <= MAX_VRM_CHARS + 1 or not (
-            vrm.isascii() and vrm.isalnum()
+        if not (vrm.isascii() and vrm.isalnum()) or not (
+            MIN_VRM_CHARS - 1 <= len(vrm) <= MAX_VRM_CHARS + 1
         ):
             return []
-        day = days(at or dt.date.today())
-        read_classes = vrm.translate(CLASS_TRANSLATION)
-        bits, mask = self._entry_bits, (1 << self._entry_bits) - 1
+        words, starts = self._misread_words, self._misread_starts
+        shift, bits = self._misread.shift, self._misread.value_bits
+        entry_bits = self._entry_bits
+        entry_mask = (1 << entry_bits) - 1
         candidates = set()
-        for key, position in class_variants(vrm, with_deletions=max_distance > 0):
-            for value in self._misread.lookup(key):
-                if may_be_one_edit(position, value >> bits):
-                    candidates.add(value & mask)
+        position = WHOLE
+        for key in class_keys(vrm, with_deletions=max_distance > 0):
+            hashed = (key * _GOLDEN) & _MASK64
+            bucket = hashed >> shift
+            end = starts[bucket + 1]
+            wanted = hashed >> bits
+            at_word = bisect_left(words, wanted << bits, starts[bucket], end)
+            while at_word < end and (word := words[at_word]) >> bits == wanted:
+                # Variants meeting mean at most one edit when one is a whole class string or
+                # both lost the same character (AB and BA also meet, at B, but are two apart).
+                other = word >> entry_bits & 15
+                if position == WHOLE or other == WHOLE or other == position:
+                    candidates.add(word & entry_mask)
+                at_word += 1
+            position = 0 if position == WHOLE else position + 1
+        if not candidates:
+            return []
+        day = (at or dt.date.today()).toordinal() - _EPOCH_ORDINAL
+        read_classes = vrm.translate(CLASS_TRANSLATION)
         found = []
         for number in candidates:
             if self._expires_view[number] < day:
@@ -174,7 +258,8 @@ class Hotlist:
             entry_vrm = self.vrm(number)
             if _within_edits(read_classes, entry_vrm.translate(CLASS_TRANSLATION), max_distance):
                 found.append((number, max(1, _distance(vrm, entry_vrm))))
-        return sorted(found, key=lambda item: (item[1], item[0]))
+        found.sort(key=lambda item: (item[1], item[0]))
+        return found
 
     def match(
         self,
@@ -203,40 +288,68 @@ class Hotlist:
         return hits
 
 
+def _misread_table(codes: np.ndarray, entry_bits: int, executor: Executor) -> BucketTable:
+    """The bucket table of every entry's `class_keys`, with deletions."""
+    lengths = code_lengths(codes)
+    total = len(codes) + int(lengths.sum(dtype=np.int64))
+    table = BucketTable(total, (WHOLE + 1) << entry_bits, max(1, total.bit_length() - 3))
+
+    def block_words(block: int) -> np.ndarray:
+        rows = slice(block * _ENTRY_BLOCK, (block + 1) * _ENTRY_BLOCK)
+        return class_variant_words(
+            codes[rows], lengths[rows], block * _ENTRY_BLOCK, entry_bits, table.high
+        )
+
+    table.fill(executor, -(-len(codes) // _ENTRY_BLOCK), block_words)
+    return table
+
+
 def load_hotlists(paths: Sequence[Path], *, today: dt.date | None = None) -> Hotlist:
     """Load and check all files together, or raise HotlistError naming every problem.
 
     All or nothing: one bad line rejects the whole set. Entries already expired are skipped with
     a warning (a list that was valid yesterday must still load); they would never match anyway.
     """
-    files = parse_files(paths, today or dt.date.today(), expired_is_error=False)
-    for parsed in files:
-        if parsed.expired:
-            logger.warning("%s: skipped %d expired entries", parsed.path, parsed.expired)
-        parsed.release_checks()
-    return Hotlist(files)
+    with loading_threads() as executor:
+        files = parse_files(
+            paths, today or dt.date.today(), expired_is_error=False, executor=executor
+        )
+        for parsed in files:
+            if parsed.expired:
+                logger.warning("%s: skipped %d expired entries", parsed.path, parsed.expired)
+            parsed.release_checks()
+        return Hotlist(files, executor)
 
 
 def parse_files(
-    paths: Sequence[Path], today: dt.date, *, expired_is_error: bool
+    paths: Sequence[Path], today: dt.date, *, expired_is_error: bool, executor: Executor
 ) -> list[ParsedFile]:
     """Parse each file and check entry ids across all of them; raise HotlistError on problems."""
-    files = [parse_file(Path(path), today, expired_is_error=expired_is_error) for path in paths]
+    files = [
+        parse_file(Path(path), today, expired_is_error=expired_is_error, executor=executor)
+        for path in paths
+    ]
     problems = [problem for parsed in files for problem in parsed.problems]
     total = sum(parsed.problem_count for parsed in files)
     if not total:
-        problems = _duplicate_ids(files)
+        problems = _duplicate_ids(files, executor)
         total = len(problems)
     if total:
         raise HotlistError(sorted(problems, key=lambda p: (str(p.path), p.line)), total)
     return files
 
 
-def _duplicate_ids(files: Sequence[ParsedFile]) -> list[Problem]:
-    """Entry ids must be unique across all loaded files: alerts and the log cite entries by id."""
+def _duplicate_ids(files: Sequence[ParsedFile], executor: Executor) -> list[Problem]:
+    """Entry ids must be unique across all loaded files: alerts and the log cite entries by id.
+
+    Id hashes are split by their top bit and the two halves sorted at once; equal neighbours
+    are repeated ids (or, once in 2**64, a hash collision, which the text comparison below
+    settles).
+    """
     hashes = np.concatenate([parsed.id_hash for parsed in files] or [np.zeros(0, np.uint64)])
-    ordered = np.sort(hashes)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    upper = hashes >= _TOP_BIT
+    halves = list(executor.map(np.sort, (hashes[~upper], hashes[upper])))
+    repeated = np.concatenate([half[1:][half[1:] == half[:-1]] for half in halves])
     if not len(repeated):
         return []
     first_seen: dict[str, tuple[Path, int]] = {}
@@ -275,16 +388,34 @@ def alerting_hits(hits: Sequence[Hit], fuzzy_alert: Mapping[Marker, bool]) -> li
 
 
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: missing, extra and wrong characters each count 1."""
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
-            )
-        previous = current
-    return previous[-1]
+    """Levenshtein distance: missing, extra and wrong characters each count 1.
+
+    Bit-parallel (Myers 1999, as in Hyyro 2001): one column of the distance table is a pair of
+    bit vectors over the characters of `a`, updated with a few integer operations per character
+    of `b`.
+    """
+    if not a or not b:
+        return len(a) + len(b)
+    matches: dict[str, int] = {}
+    for i, char in enumerate(a):
+        matches[char] = matches.get(char, 0) | 1 << i
+    every, last = (1 << len(a)) - 1, 1 << (len(a) - 1)
+    plus, minus, distance = every, 0, len(a)
+    for char in b:
+        match = matches.get(char, 0)
+        vertical = match | minus
+        horizontal = ((((match & plus) + plus) ^ plus) | match) & every
+        horizontal_plus = minus | (~(horizontal | plus) & every)
+        horizontal_minus = plus & horizontal
+        if horizontal_plus & last:
+            distance += 1
+        elif horizontal_minus & last:
+            distance -= 1
+        horizontal_plus = (horizontal_plus << 1 | 1) & every
+        horizontal_minus = (horizontal_minus << 1) & every
+        plus = horizontal_minus | (~(vertical | horizontal_plus) & every)
+        minus = horizontal_plus & vertical
+    return distance
 
 
 def _distance(a: str, b: str) -> int:
@@ -292,7 +423,7 @@ def _distance(a: str, b: str) -> int:
     substitutions cannot be beaten (matching a shifted character costs an insertion and a
     deletion); at lengths one apart, one missing or extra character is distance 1."""
     if len(a) == len(b):
-        differing = sum(x != y for x, y in zip(a, b, strict=True))
+        differing = sum(map(ne, a, b))
         if differing <= 2:
             return differing
     elif _within_edits(a, b, 1):
