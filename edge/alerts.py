@@ -366,8 +366,8 @@ class AlertPublisher:
 
         The I/O thread commits it to the journal (with any others waiting) before sending it, so
         a console never sees an alert that a restarted daemon would not know; a kill -9 can only
-        lose an alert published in the last moment before it (no later than it would have reached
-        a console), as it can lose a vehicle still being tracked."""
+        lose alerts still waiting for their commit, which no console has seen, as it can lose a
+        vehicle still being tracked."""
         if self._stopping.is_set():
             raise RuntimeError("alerts: publish() after close()")
         alert = alert_record(activation, evidence)
