@@ -62,6 +62,10 @@ PLATE_JPEG_QUALITY = 90
 _REPLAY_PAGE = 256
 _COMMIT_BATCH_MAX = 256
 """Most alerts committed in one transaction; more waiting are committed after these are sent."""
+UNCOMMITTED_MAX = 2 * _COMMIT_BATCH_MAX
+"""Most alerts published and not yet committed (one commit under way, one waiting): publish()
+waits beyond this, so however fast alerts come, a kill -9 can lose no more than this many, and
+none that a console has seen."""
 _SESSION_TIMEOUT_BEATS = 3
 _SEND_HWM = 1000
 _ACK_FLUSH_S = 0.1
@@ -310,7 +314,7 @@ class AlertPublisher:
             logger.warning(
                 "alerts: no consoles enrolled in alerts.consoles; alerts are only journalled"
             )
-        self._outbox: queue.SimpleQueue[AlertRecord] = queue.SimpleQueue()
+        self._outbox: queue.Queue[AlertRecord] = queue.Queue(maxsize=_COMMIT_BATCH_MAX)
         """Published alerts waiting for the I/O thread to journal and send them, in order."""
         self._status: queue.Queue[bytes] = queue.Queue(maxsize=100)
         self._wake_read, self._wake_write = os.pipe()
@@ -362,7 +366,8 @@ class AlertPublisher:
         logger.info("alerts: serving consoles on %s", self.endpoint)
 
     def publish(self, activation: Activation, evidence: Evidence) -> str:
-        """Queue the alert and return its id at once; thread-safe, and never waits for the disk.
+        """Queue the alert and return its id; thread-safe, and waits for the disk only when
+        UNCOMMITTED_MAX alerts are already waiting for their commit.
 
         The I/O thread commits it to the journal (with any others waiting) before sending it, so
         a console never sees an alert that a restarted daemon would not know; a kill -9 can only

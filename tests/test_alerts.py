@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ import edge.alerts as alerts_module
 from edge.alerts import (
     MAX_CLIENT_MESSAGE_BYTES,
     OVERVIEW_MAX_WIDTH,
+    UNCOMMITTED_MAX,
     AlertPublisher,
     Evidence,
     alert_frames,
@@ -585,3 +587,32 @@ def test_publish_after_close_is_refused(keys, tmp_path):
     publisher.close(timeout_s=0.5)
     with pytest.raises(RuntimeError, match="publish\\(\\) after close\\(\\)"):
         publisher.publish(*make_alert("FA11AAA", {Marker.FIREARMS}))
+
+
+def test_publish_waits_rather_than_leave_many_alerts_uncommitted(publisher, keys, tmp_path):
+    """While the journal cannot commit, publish() stops returning once UNCOMMITTED_MAX alerts
+    are waiting: a kill -9 then could lose no more. They are all journalled once it can."""
+    published: list[str] = []
+    blocker = sqlite3.connect(publisher.config.journal, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the journal's write lock (SQLite waits up to 5 s)
+    try:
+        alert = make_alert("DR22BBB", {Marker.DRUGS}, overview_size=(9, 16))
+        thread = threading.Thread(
+            target=lambda: published.extend(publisher.publish(*alert) for _ in range(700))
+        )
+        thread.start()
+        count = -1
+        while count != len(published):  # until publish() stops returning
+            count = len(published)
+            time.sleep(0.3)
+        blocked_at = len(published)
+        assert thread.is_alive()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    thread.join(10)
+    deadline = time.monotonic() + 10
+    while journalled_count(publisher.config.journal) < 700 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert UNCOMMITTED_MAX // 2 < blocked_at <= UNCOMMITTED_MAX
+    assert journalled_count(publisher.config.journal) == len(published) == 700
