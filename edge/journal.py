@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     overview BLOB
 );
 CREATE INDEX IF NOT EXISTS alerts_by_role ON alerts (role, seq);
+-- Answers record_acks' lookups by id and role without reading the alert rows (images and all).
+CREATE INDEX IF NOT EXISTS alerts_by_id_and_role ON alerts (alert_id, role);
 CREATE TABLE IF NOT EXISTS acks (
     console TEXT NOT NULL,
     seq INTEGER NOT NULL REFERENCES alerts (seq),
