@@ -98,6 +98,13 @@ class ParsedFile:
         self.lines = np.zeros(0, np.int32)
         self.id_hash = np.zeros(0, np.uint64)
 
+    def release_entries(self) -> None:
+        """Free the entry columns once an index holds its own copy (the bytes stay)."""
+        self.row_start = np.zeros(0, self.row_start.dtype)
+        self.codes = np.zeros(0, np.int64)
+        self.markers = np.zeros(0, np.uint8)
+        self.expires = np.zeros(0, np.int32)
+
 
 def vrm_code(vrm: str) -> int:
     """Exact integer code of a normalised VRM: base 36 behind a leading 1, so no two collide."""
@@ -160,9 +167,10 @@ def _read(path: Path, executor: Executor) -> bytes | mmap.mmap:
         size = os.fstat(file.fileno()).st_size
         if not size:
             return file.read()
-        data = mmap.mmap(-1, size)
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            data.madvise(mmap.MADV_HUGEPAGE)
+        # Private, not mmap's default shared mapping: shared anonymous memory is shmem, which
+        # gets no transparent huge pages, and faulting 4 KiB pages in is much of a big load.
+        data = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        data.madvise(mmap.MADV_HUGEPAGE)
         view = memoryview(data)
 
         def read_piece(start: int) -> int:

@@ -87,37 +87,20 @@ class Hotlist:
     """
 
     def __init__(self, files: Sequence[ParsedFile], executor: Executor):
+        """Index the entries of `files`, taking them over: their columns are emptied (their
+        bytes stay), so that memory is free again before the misread table is built."""
         self._files = [(parsed.path, parsed.data) for parsed in files]
         self._file_starts = list(itertools.accumulate((len(p.data) for p in files), initial=0))
         """Entries' line offsets count from the start of the first file's bytes, through all."""
-        if len(files) == 1:
-            (parsed,) = files
-            codes, offsets, markers, expires = (
-                parsed.codes,
-                parsed.row_start,
-                parsed.markers,
-                parsed.expires,
-            )
-        else:
-            offset_type = np.uint32 if self._file_starts[-1] < 1 << 32 else np.int64
-            codes, offsets, markers, expires = (
-                np.concatenate([p.codes for p in files] or [np.zeros(0, np.int64)]),
-                np.concatenate(
-                    [
-                        p.row_start.astype(offset_type) + offset_type(start)
-                        for p, start in zip(files, self._file_starts, strict=False)
-                    ]
-                    or [np.zeros(0, offset_type)]
-                ),
-                np.concatenate([p.markers for p in files] or [np.zeros(0, np.uint8)]),
-                np.concatenate([p.expires for p in files] or [np.zeros(0, np.int32)]),
-            )
-        order, self._exact_starts_array, self._exact_shift = exact_order(codes, executor)
+        columns = _merged_columns(files, self._file_starts)
+        for parsed in files:
+            parsed.release_entries()
+        order, self._exact_starts_array, self._exact_shift = exact_order(columns[0], executor)
         self._codes_array, self._offsets, self._markers, self._expires = executor.map(
-            np.take, (codes, offsets, markers, expires), itertools.repeat(order)
+            np.take, columns, itertools.repeat(order)
         )
-        del order
-        self._entry_bits = value_bits(len(codes))
+        del columns, order
+        self._entry_bits = value_bits(len(self._codes_array))
         self._misread = _misread_table(self._codes_array, self._entry_bits, executor)
         self._misread_words = memoryview(self._misread.words)
         self._misread_starts = memoryview(self._misread.starts)
@@ -201,13 +184,11 @@ class Hotlist:
         bucket = ((code * _GOLDEN) & _MASK64) >> self._exact_shift
         number, end = self._exact_starts[bucket], self._exact_starts[bucket + 1]
         found = []
-        if number < end:
-            day = (at or dt.date.today()).toordinal() - _EPOCH_ORDINAL
-            codes, expires = self._codes, self._expires_view
-            while number < end:
-                if codes[number] == code and expires[number] >= day:
-                    found.append(number)
-                number += 1
+        codes = self._codes
+        while number < end:
+            if codes[number] == code and self._expires_view[number] >= _day(at):
+                found.append(number)
+            number += 1
         return found
 
     def misread_matches(
@@ -249,15 +230,16 @@ class Hotlist:
             position = 0 if position == WHOLE else position + 1
         if not candidates:
             return []
-        day = (at or dt.date.today()).toordinal() - _EPOCH_ORDINAL
+        day = _day(at)
         read_classes = vrm.translate(CLASS_TRANSLATION)
         found = []
+        expires, vrm_of = self._expires_view, self.vrm
         for number in candidates:
-            if self._expires_view[number] < day:
-                continue
-            entry_vrm = self.vrm(number)
-            if _within_edits(read_classes, entry_vrm.translate(CLASS_TRANSLATION), max_distance):
-                found.append((number, max(1, _distance(vrm, entry_vrm))))
+            if expires[number] >= day:
+                entry_vrm = vrm_of(number)
+                entry_classes = entry_vrm.translate(CLASS_TRANSLATION)
+                if _within_edits(read_classes, entry_classes, max_distance):
+                    found.append((number, max(1, _distance(vrm, entry_vrm))))
         found.sort(key=lambda item: (item[1], item[0]))
         return found
 
@@ -286,6 +268,33 @@ class Hotlist:
         for number, (distance, candidate) in sorted(best.items(), key=lambda kv: (kv[1][0], kv[0])):
             hits.append(Hit(self.entry(number), MatchKind.POSSIBLE_MISREAD, distance, candidate))
         return hits
+
+
+def _day(at: dt.date | None) -> int:
+    """Days since 1970-01-01 of `at`, today by default."""
+    return (at or dt.date.today()).toordinal() - _EPOCH_ORDINAL
+
+
+def _merged_columns(
+    files: Sequence[ParsedFile], file_starts: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Codes, line offsets (counted through all files' bytes), markers and expiry of all entries."""
+    if len(files) == 1:
+        (parsed,) = files
+        return parsed.codes, parsed.row_start, parsed.markers, parsed.expires
+    offset_type = np.uint32 if file_starts[-1] < 1 << 32 else np.int64
+    return (
+        np.concatenate([p.codes for p in files] or [np.zeros(0, np.int64)]),
+        np.concatenate(
+            [
+                p.row_start.astype(offset_type) + offset_type(start)
+                for p, start in zip(files, file_starts, strict=False)
+            ]
+            or [np.zeros(0, offset_type)]
+        ),
+        np.concatenate([p.markers for p in files] or [np.zeros(0, np.uint8)]),
+        np.concatenate([p.expires for p in files] or [np.zeros(0, np.int32)]),
+    )
 
 
 def _misread_table(codes: np.ndarray, entry_bits: int, executor: Executor) -> BucketTable:
@@ -348,7 +357,8 @@ def _duplicate_ids(files: Sequence[ParsedFile], executor: Executor) -> list[Prob
     """
     hashes = np.concatenate([parsed.id_hash for parsed in files] or [np.zeros(0, np.uint64)])
     upper = hashes >= _TOP_BIT
-    halves = list(executor.map(np.sort, (hashes[~upper], hashes[upper])))
+    halves = (hashes[~upper], hashes[upper])
+    list(executor.map(np.ndarray.sort, halves))
     repeated = np.concatenate([half[1:][half[1:] == half[:-1]] for half in halves])
     if not len(repeated):
         return []
