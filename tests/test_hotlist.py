@@ -20,10 +20,12 @@ from edge.hotlist import (
     HotlistWatcher,
     alerting_hits,
     check_files,
+    csvfile,
     load_hotlists,
 )
+from edge.hotlist.csvfile import from_days, parse_file, vrm_code
 from edge.hotlist.index import CLASS_TRANSLATION, CONFUSION_GROUPS
-from edge.hotlist.matching import edit_distance
+from edge.hotlist.matching import edit_distance, loading_threads
 from edge.plates import normalise
 from edge.types import Activation, Marker, MatchKind, Role
 
@@ -321,15 +323,29 @@ def test_alerting_hits_applies_fuzzy_alert_per_marker(hotlist):
 
 # -- property tests --------------------------------------------------------------------------
 
-VRMS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=2, max_size=8)
+ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+VRMS = st.text(alphabet=ALPHANUMERIC, min_size=2, max_size=8)
 PROPERTY_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
+def levenshtein(a: str, b: str) -> int:
+    """The textbook dynamic programme, as an oracle for the matcher's bit-parallel distance."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+            )
+        previous = current
+    return previous[-1]
+
+
 def within_one_class_edit(read: str, vrm: str) -> bool:
     a, b = read.translate(CLASS_TRANSLATION), vrm.translate(CLASS_TRANSLATION)
-    return edit_distance(a, b) <= 1
+    return levenshtein(a, b) <= 1
 
 
 def load_vrms(folder: Path, vrms: list[str]):
@@ -380,7 +396,129 @@ def test_matching_agrees_with_brute_force_comparison_to_every_entry(tmp_path, vr
             v for v, h in hits.items() if h.kind is MatchKind.POSSIBLE_MISREAD
         } == expected_misread
         for vrm in expected_misread:
-            assert hits[vrm].distance == max(1, edit_distance(read, vrm))
+            assert hits[vrm].distance == max(1, levenshtein(read, vrm))
+
+
+@given(st.text(alphabet="AB01O", max_size=12), st.text(alphabet="AB01O", max_size=12))
+def test_edit_distance_is_the_levenshtein_distance(a, b):
+    assert edit_distance(a, b) == levenshtein(a, b)
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.text(alphabet=ALPHANUMERIC, min_size=2, max_size=10), min_size=1, unique=True))
+def test_every_entry_vrm_is_recovered_from_its_code(tmp_path, vrms):
+    hotlist = load_vrms(tmp_path, vrms)
+    assert sorted(hotlist.vrm(n) for n in range(len(hotlist))) == sorted(vrms)
+    assert all(hotlist.vrm(n) == hotlist.entry(n).vrm for n in range(len(hotlist)))
+
+
+# -- loading in blocks -----------------------------------------------------------------------
+# A file is checked in blocks of lines on every core; a block boundary must never show.
+
+INFORMATION = ["plain text", '"with, a comma"', '"two\nlines"', '"said ""hi"""', "", '"a\n\nb"']
+BAD_LINES = [
+    row("X", "ZZ-99"),
+    row("X", "ZZ99FAK", "arson"),
+    "X,ZZ99FAK,gangs",
+    row("X", "ZZ99FAK", information='said "hi"'),
+    row("X", "ZZ99FAK", expires="2030-02-30"),
+]
+LINES = st.one_of(
+    st.tuples(st.just("entry"), VRMS, st.sampled_from(INFORMATION)),
+    st.tuples(st.just("blank"), st.sampled_from(["", "  "]), st.just("")),
+    st.tuples(st.just("bad"), st.sampled_from(BAD_LINES), st.just("")),
+)
+
+
+def file_text(lines: list[tuple[str, str, str]], ending: str, final_newline: bool) -> str:
+    """The file, with each entry line given a unique id."""
+    texts = [HEADER]
+    for number, (kind, value, information) in enumerate(lines):
+        if kind == "entry":
+            texts.append(row(f"E{number}", value, information=information))
+        else:
+            texts.append(value.replace("X,", f"X{number},", 1))
+    return ending.join(texts) + (ending if final_newline else "")
+
+
+def parse_in_blocks(path: Path, block_bytes: int, monkeypatch) -> csvfile.ParsedFile:
+    monkeypatch.setattr(csvfile, "_BLOCK_BYTES", block_bytes)
+    with loading_threads() as executor:
+        return parse_file(path, TODAY, expired_is_error=True, executor=executor)
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.lists(LINES, max_size=25),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.integers(1, 300),
+)
+def test_a_file_checked_in_blocks_of_any_size_gives_the_same_entries_and_problems(
+    tmp_path, monkeypatch, lines, ending, final_newline, block_bytes
+):
+    text = file_text(lines, ending, final_newline)
+    path = tmp_path / "blocks.csv"
+    path.write_bytes(text.encode())
+    whole = parse_in_blocks(path, 1 << 30, monkeypatch)
+    blocks = parse_in_blocks(path, block_bytes, monkeypatch)
+    assert [str(p) for p in blocks.problems] == [str(p) for p in whole.problems]
+    assert blocks.problem_count == whole.problem_count
+    for column in ("row_start", "lines", "codes", "markers", "expires"):
+        assert getattr(blocks, column).tolist() == getattr(whole, column).tolist()
+    assert (not whole.problems) == all(kind != "bad" for kind, _, _ in lines)
+    if not whole.problems:
+        entries = [(number, line) for number, line in enumerate(lines) if line[0] == "entry"]
+        expected_lines = [
+            2 + text.split(ending, 1)[1].count("\n", 0, text.split(ending, 1)[1].index(f"E{n},"))
+            for n, _ in entries
+        ]
+        assert blocks.lines.tolist() == expected_lines
+        assert blocks.codes.tolist() == [vrm_code(vrm) for _, (_, vrm, _) in entries]
+
+
+def test_problems_after_block_boundaries_keep_file_line_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr(csvfile, "_BLOCK_BYTES", 64)
+    rows = [row(f"A{i}", "QQ11ABC", information='"spans\ntwo lines"') for i in range(20)]
+    path = write(tmp_path / "late.csv", *rows, row("BAD", "ZZ-99"))
+    assert f"{path}:42: vrm: bad character '-'" in problems_of(path)
+    one_line_rows = [row(f"A{i}", "QQ11ABC", information='"one, line"') for i in range(20)]
+    unclosed = write(
+        tmp_path / "unclosed.csv", *one_line_rows, row("O", "ZZ99FAK", information='"x')
+    )
+    assert f"{unclosed}:22: line: a quoted field is never closed" in problems_of(unclosed)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(path.read_bytes().replace(b"ZZ-99", b"ZZ\xe999"))
+    assert f"{latin1}:42: file: not valid UTF-8" in problems_of(latin1)
+
+
+@PROPERTY_SETTINGS
+@given(st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32))
+def test_dates_are_read_as_the_calendar_reads_them(tmp_path, year, month, day):
+    text = f"{year:04d}-{month:02d}-{day:02d}"
+    try:
+        expected = dt.date.fromisoformat(text)
+    except ValueError:
+        expected = None
+    path = write(tmp_path / "dates.csv", row("D", "ZZ99FAK", added="0001-01-01", expires=text))
+    with loading_threads() as executor:
+        parsed = parse_file(path, dt.date(1, 1, 1), expired_is_error=True, executor=executor)
+    if expected is None:
+        assert [str(p) for p in parsed.problems] == [
+            f"{path}:2: expires: bad date {text!r}: expected a real date written YYYY-MM-DD"
+        ]
+    elif expected == dt.date(1, 1, 1):
+        assert "must be after the date added" in str(parsed.problems[0])
+    else:
+        assert parsed.problems == [] and from_days(parsed.expires[0]) == expected
+
+
+def test_the_loaded_list_keeps_its_own_copy_of_the_file(tmp_path):
+    path = write(tmp_path / "list.csv", row("F-1", "ZZ99FAK", "firearms", action="stop"))
+    hotlist = load_hotlists([path])
+    path.write_text(HEADER + "\n")
+    (hit,) = hotlist.match("ZZ99FAK")
+    assert (hit.entry.entry_id, hit.entry.action) == ("F-1", "stop")
 
 
 # -- hot reload ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Text columns are not copied: an entry keeps the offset of its line, and the line
 
 from __future__ import annotations
 
+import calendar
 import csv
 import datetime as dt
 import mmap
@@ -51,6 +52,13 @@ _POWERS_OF_36 = 36 ** np.arange(MAX_VRM_CHARS + 1, dtype=np.int64)
 _DATE_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9])
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
 """Days in each month (index 1..12) of a common year."""
+_DAYS_BEFORE_MONTH = np.concatenate(([0], np.cumsum(_MONTH_DAYS[:-1]))).astype(np.int32)
+"""Days in a common year before the first of each month (index 1..12)."""
+_LEAP_YEAR = np.array([calendar.isleap(year) for year in range(10_000)])
+_DAYS_BEFORE_YEAR = np.array(
+    [0, *(dt.date(year, 1, 1).toordinal() - _EPOCH_ORDINAL for year in range(1, 10_000))], np.int32
+)
+"""Days from 1970-01-01 to 1 January of each year 1..9999 (index 0 is unused)."""
 _NOT_BLANK = re.compile(rb"\S")
 
 
@@ -469,7 +477,10 @@ class _BlockChecker:
         """Check the block and write its entries to `out` at the block's place; their number."""
         start, end = self.block.start, self.block.end
         segment = self.array[start:end]
-        special = np.flatnonzero((segment == _COMMA) | (segment == _NEWLINE) | (segment == _QUOTE))
+        special = segment == _COMMA
+        special |= segment == _NEWLINE
+        special |= segment == _QUOTE
+        special = np.flatnonzero(special)
         kind = np.take(segment, special)
         is_newline = kind == _NEWLINE
         self.newlines = special[is_newline] + start
@@ -763,15 +774,15 @@ class _BlockChecker:
         year = digits[:, :4] @ np.array([1000, 100, 10, 1], np.int32)
         month = digits[:, 4] * 10 + digits[:, 5]
         day = digits[:, 6] * 10 + digits[:, 7]
-        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        last_day = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+        leap = np.take(_LEAP_YEAR, year, mode="clip")
+        month_days = np.take(_MONTH_DAYS, month, mode="clip")
         ok = (
             well_formed
             & (year >= 1)
             & (month >= 1)
             & (month <= 12)
             & (day >= 1)
-            & (day <= last_day)
+            & (day <= month_days + ((month == 2) & leap))
         )
         self._report(row_start[lengths <= 0], name, "missing date")
         self._report(
@@ -783,7 +794,9 @@ class _BlockChecker:
                 "expected a real date written YYYY-MM-DD"
             ),
         )
-        return _days_from_civil(year, month, day), ok
+        days_since_epoch = np.take(_DAYS_BEFORE_YEAR, year, mode="clip") + day - 1
+        days_since_epoch += np.take(_DAYS_BEFORE_MONTH, month, mode="clip") + ((month > 2) & leap)
+        return days_since_epoch, ok
 
 
 def _at(
@@ -791,16 +804,6 @@ def _at(
 ) -> tuple[int, int]:
     index = int(np.searchsorted(row_start, offset))
     return int(starts[index]), int(ends[index])
-
-
-def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil)."""
-    year = year.astype(np.int64) - (month <= 2)
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return (era * 146097 + day_of_era - 719468).astype(np.int32)
 
 
 def _any_of(values: np.ndarray, wanted: tuple[int, ...]) -> np.ndarray:

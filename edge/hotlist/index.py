@@ -1,6 +1,6 @@
 """Constant-time lookup structures over integer keys, and the keys of the misread-tolerant match.
 
-Keys are hashed with one multiply (`hash64`); the top bits of the hash choose a *bucket*. A
+Keys are hashed with one multiply (`HASH_MULTIPLIER`); the top bits of the hash choose a *bucket*. A
 bucket table is one array of 64-bit words in bucket order, each holding the rest of the hash and
 a value (an entry number), plus the start of every bucket. A lookup hashes the key, reads the
 bucket's bounds and scans its few words: the same handful of steps for ten thousand entries or a
@@ -31,9 +31,10 @@ CONFUSION_GROUPS = ("0ODQ", "1IL", "2Z", "4A", "5S", "6G", "7T", "8B")
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MAX_KEY_CHARS = 10
-_MASK64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
-"""2**64 / golden ratio, odd: multiplying by it permutes 64-bit keys."""
+MASK64 = (1 << 64) - 1
+HASH_MULTIPLIER = 0x9E3779B97F4A7C15
+"""2**64 / golden ratio, odd: multiplying by it permutes 64-bit keys (Fibonacci hashing). A key's
+hash is (key * HASH_MULTIPLIER) & MASK64; its top bits choose the bucket."""
 _TOP_BIT = np.uint64(1 << 63)
 _ENTRY_BLOCK = 1 << 16
 _COUNT_CHUNK = 1 << 20
@@ -61,15 +62,6 @@ _DIGIT_CLASS = np.array([CLASS_OF[char] for char in ALPHABET], np.int64)
 """Class number of each base-36 digit value."""
 _POWERS_OF_36 = 36 ** np.arange(MAX_KEY_CHARS + 1, dtype=np.int64)
 _CLASS_POWERS = CLASS_BASE ** np.arange(MAX_KEY_CHARS + 1, dtype=np.int64)
-
-
-def hash64(key: int) -> int:
-    """Fibonacci hashing: one multiply whose top bits spread keys evenly (as `hash64_array`)."""
-    return (key * _GOLDEN) & _MASK64
-
-
-def hash64_array(keys: np.ndarray) -> np.ndarray:
-    return keys.astype(np.uint64) * np.uint64(_GOLDEN)
 
 
 def value_bits(limit: int) -> int:
@@ -103,28 +95,37 @@ def class_variant_words(
     beyond the digits).
     """
     lengths = lengths.astype(np.int64)
+    longest = int(lengths.max(initial=0))
+    shortest = int(lengths.min(initial=longest))
     entries = np.arange(first_entry, first_entry + len(codes), dtype=np.uint64)
-    remaining = codes.copy()
-    below = np.zeros((MAX_KEY_CHARS + 1, len(codes)), np.int64)
+    remaining = codes - np.take(_POWERS_OF_36, lengths)
+    """The codes without their leading 1: digits past the start are 0."""
+    below = np.zeros((longest + 1, len(codes)), np.int64)
     """below[k]: the class string's last k characters, as a number."""
-    classes = np.zeros((MAX_KEY_CHARS, len(codes)), np.int64)
+    classes = np.empty((longest, len(codes)), np.int64)
     """classes[k]: class of the k-th character from the right (0 past the start)."""
-    for k in range(MAX_KEY_CHARS):
-        digits = remaining % 36
-        remaining //= 36
-        classes[k] = np.where(k < lengths, _DIGIT_CLASS[digits], 0)
-        below[k + 1] = below[k] + classes[k] * _CLASS_POWERS[k]
-    full = below[MAX_KEY_CHARS]
-    parts = [(hash64_array(full) & high) | (np.uint64(WHOLE) << np.uint64(entry_bits)) | entries]
+    for k in range(longest):
+        quotient = remaining // 36
+        np.take(_DIGIT_CLASS, remaining - quotient * 36, out=classes[k])
+        if k >= shortest:
+            classes[k] *= k < lengths
+        remaining = quotient
+        np.add(below[k], classes[k] * _CLASS_POWERS[k], out=below[k + 1])
+    whole = np.uint64(WHOLE) << np.uint64(entry_bits)
+    parts = [(_hashes(below[longest]) & high) | whole | entries]
+    last_position = (lengths - 1).astype(np.uint64) << np.uint64(entry_bits)
     above = np.zeros(len(codes), np.int64)
-    for k in range(MAX_KEY_CHARS - 1, -1, -1):
-        present = k < lengths
-        keys = above * _CLASS_POWERS[k] + below[k]
-        position = (lengths - 1 - k).astype(np.uint64) << np.uint64(entry_bits)
-        words = (hash64_array(keys) & high) | position | entries
-        parts.append(words[present])
+    for k in range(longest - 1, -1, -1):
+        position = last_position - np.uint64(k << entry_bits)
+        words = (_hashes(above * _CLASS_POWERS[k] + below[k]) & high) | position | entries
+        parts.append(words if k < shortest else words[k < lengths])
         above = above * CLASS_BASE + classes[k]
     return np.concatenate(parts)
+
+
+def _hashes(keys: np.ndarray) -> np.ndarray:
+    """The hashes of non-negative int64 keys (see `HASH_MULTIPLIER`)."""
+    return keys.view(np.uint64) * np.uint64(HASH_MULTIPLIER)
 
 
 class BucketTable:
@@ -134,7 +135,7 @@ class BucketTable:
         """For `total` words with values below `value_limit`, in 2**bucket_bits buckets."""
         self.value_bits = value_bits(value_limit)
         self.value_mask = (1 << self.value_bits) - 1
-        self.high = np.uint64(_MASK64 ^ self.value_mask)
+        self.high = np.uint64(MASK64 ^ self.value_mask)
         self.shift = 64 - bucket_bits
         self.words = np.empty(total, np.uint64)
         self.starts = np.zeros((1 << bucket_bits) + 1, np.uint32 if total < 1 << 32 else np.int64)
@@ -193,7 +194,7 @@ def exact_order(codes: np.ndarray, executor: Executor) -> tuple[np.ndarray, np.n
         first = block * _ENTRY_BLOCK
         block_codes = codes[first : first + _ENTRY_BLOCK]
         entries = np.arange(first, first + len(block_codes), dtype=np.uint64)
-        return (hash64_array(block_codes) & table.high) | entries
+        return (_hashes(block_codes) & table.high) | entries
 
     table.fill(executor, -(-count // _ENTRY_BLOCK), block_words)
     order = (table.words & np.uint64(table.value_mask)).astype(np.intp)

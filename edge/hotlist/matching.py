@@ -28,6 +28,8 @@ from edge.hotlist.csvfile import (
 from edge.hotlist.index import (
     ALPHABET,
     CLASS_TRANSLATION,
+    HASH_MULTIPLIER,
+    MASK64,
     WHOLE,
     BucketTable,
     class_keys,
@@ -44,8 +46,6 @@ logger = logging.getLogger(__name__)
 MAX_SUPPORTED_DISTANCE = 1
 """The misread index holds one-deletion variants, so it finds reads within one edit."""
 _SHOWN_PROBLEMS = 20
-_GOLDEN = 0x9E3779B97F4A7C15
-_MASK64 = (1 << 64) - 1
 _ENTRY_BLOCK = 1 << 16
 _TOP_BIT = np.uint64(1 << 63)
 _TRIPLES = [a + b + c for a in ALPHABET for b in ALPHABET for c in ALPHABET]
@@ -181,7 +181,7 @@ class Hotlist:
         code = int("1" + vrm, 36)
         if not _SMALLEST_CODE <= code < _CODE_LIMIT:
             return []
-        bucket = ((code * _GOLDEN) & _MASK64) >> self._exact_shift
+        bucket = ((code * HASH_MULTIPLIER) & MASK64) >> self._exact_shift
         number, end = self._exact_starts[bucket], self._exact_starts[bucket + 1]
         found = []
         codes = self._codes
@@ -215,7 +215,7 @@ class Hotlist:
         candidates = set()
         position = WHOLE
         for key in class_keys(vrm, with_deletions=max_distance > 0):
-            hashed = (key * _GOLDEN) & _MASK64
+            hashed = (key * HASH_MULTIPLIER) & MASK64
             bucket = hashed >> shift
             end = starts[bucket + 1]
             wanted = hashed >> bits
