@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from edge.hotlist import (
 from edge.hotlist.csvfile import from_days, parse_file, vrm_code
 from edge.hotlist.index import CLASS_TRANSLATION, CONFUSION_GROUPS
 from edge.hotlist.matching import edit_distance, loading_threads
+from edge.hotlist.watcher import RELOAD_NICENESS
 from edge.plates import normalise
 from edge.types import Activation, Marker, MatchKind, Role
 
@@ -568,6 +570,36 @@ def test_watcher_thread_picks_up_a_change_without_a_restart(tmp_path):
         assert swapped.is_set(), "the watcher thread did not load the replaced file within 10 s"
     finally:
         watcher.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_background_reloads_run_at_lower_priority_than_the_pipeline(tmp_path, monkeypatch):
+    path = write(tmp_path / "live.csv", row("OLD-1", "ZZ99FAK"))
+    watcher = HotlistWatcher([path], interval_s=0.05)
+    niceness = []
+
+    def thread_niceness(_=None) -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def load_and_note_priority(paths):
+        with loading_threads() as executor:
+            niceness.extend(executor.map(thread_niceness, range(2)))
+        niceness.append(thread_niceness())
+        return load_hotlists(paths)
+
+    monkeypatch.setattr("edge.hotlist.watcher.load_hotlists", load_and_note_priority)
+    watcher.start()
+    try:
+        replace_atomically(path, row("NEW-1", "QQ11ABC"))
+        for _ in range(200):
+            if watcher.current.match("QQ11ABC"):
+                break
+            threading.Event().wait(0.05)
+    finally:
+        watcher.stop()
+    assert watcher.current.match("QQ11ABC"), "the reload happened"
+    assert niceness and set(niceness) == {RELOAD_NICENESS}
+    assert thread_niceness() == 0, "the caller's thread keeps its priority"
 
 
 def test_watcher_refuses_to_start_on_a_bad_first_load(tmp_path):

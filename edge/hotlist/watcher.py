@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,9 @@ logger = logging.getLogger(__name__)
 
 Signature = tuple[tuple[int, int, int] | None, ...]
 """Per file: (inode, size, mtime in ns), or None while the file is missing."""
+RELOAD_NICENESS = 10
+"""Scheduling niceness of background reloads (Linux): a reload uses every core for a while, and
+the live pipeline must keep priority over it."""
 
 
 def _signature(paths: Sequence[Path]) -> Signature:
@@ -80,6 +84,9 @@ class HotlistWatcher:
             return True
 
     def _run(self) -> None:
+        if sys.platform.startswith("linux"):
+            # Per thread on Linux, and inherited by the loading threads this one starts.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RELOAD_NICENESS)
         while not self._stopping.wait(self.interval_s):
             signature = _signature(self.paths)
             settled = signature == self._seen
