@@ -358,7 +358,7 @@ def _duplicate_ids(files: Sequence[ParsedFile], executor: Executor) -> list[Prob
     hashes = np.concatenate([parsed.id_hash for parsed in files] or [np.zeros(0, np.uint64)])
     upper = hashes >= _TOP_BIT
     halves = (hashes[~upper], hashes[upper])
-    list(executor.map(np.ndarray.sort, halves))
+    list(executor.map(np.ndarray.sort, (half.view(np.int64) for half in halves)))
     repeated = np.concatenate([half[1:][half[1:] == half[:-1]] for half in halves])
     if not len(repeated):
         return []
