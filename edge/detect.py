@@ -8,7 +8,8 @@ Two backends, chosen by measurement (see the Detector section of models/README.m
 - "morphology": dark-on-light character strokes (black-hat, horizontal gradient, closing),
   contours kept by plate shape; needs no model, much less accurate.
 
-Both return boxes around the plate's characters, adjusted to what the reader reads best.
+Both return boxes around the plate's characters, adjusted to what the reader reads best; the text
+detector also finds two-line (square) plates, as two stacked lines of characters.
 """
 
 from __future__ import annotations
@@ -111,6 +112,59 @@ def _merge_line_pieces(boxes: list[tuple[float, float, float, float, float]]) ->
     return merged
 
 
+_SQUARE_ASPECT = (0.8, 1.4)
+"""Width / height of a text blob taken for a two-line plate's run-together lines (UK: about
+1.2 once DB has grown it); the shortest one-line plates grow to about 1.9."""
+
+_Line = tuple[float, float, float, float, float]
+"""A line of text: x, y, w, h, score."""
+
+
+def _pair_stacked_lines(lines: list[_Line]) -> tuple[list[tuple[_Line, _Line]], list[_Line]]:
+    """Two-line plates: pairs of lines stacked like the two rows of a square plate (heights
+    alike, centres about one line height apart, one centred over the other), each line cut at
+    the midpoint where DB's grown boxes overlap; and the lines left single."""
+    pairs = []
+    paired: set[int] = set()
+    order = sorted(range(len(lines)), key=lambda i: lines[i][1])
+    for a in order:
+        if a in paired:
+            continue
+        ax, ay, aw, ah, a_score = lines[a]
+        for b in order:
+            if b == a or b in paired:
+                continue
+            bx, by, bw, bh, b_score = lines[b]
+            height = (ah + bh) / 2
+            rows_apart = ((by + bh / 2) - (ay + ah / 2)) / height
+            if (
+                0.75 <= bh / ah <= 1 / 0.75
+                and 0.45 <= rows_apart <= 1.6
+                and abs((ax + aw / 2) - (bx + bw / 2)) <= 0.25 * max(aw, bw)
+                and 0.5 <= bw / aw <= 2.0
+                and max(aw, bw) <= 4.5 * height
+            ):
+                middle = min(ay + ah, max(by, (ay + ah + by) / 2))
+                upper = (ax, ay, aw, middle - ay, a_score)
+                lower_top = max(by, middle)
+                lower = (bx, lower_top, bw, by + bh - lower_top, b_score)
+                pairs.append((upper, lower))
+                paired.update((a, b))
+                break
+    return pairs, [line for i, line in enumerate(lines) if i not in paired]
+
+
+def _is_square(line: _Line) -> bool:
+    """Shaped like a two-line plate's characters taken together."""
+    return _SQUARE_ASPECT[0] <= line[2] / max(line[3], 1e-6) <= _SQUARE_ASPECT[1]
+
+
+def _union(boxes: tuple[Box, ...]) -> Box:
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
 class TextLineDetector:
     """PP-OCRv4 DBNet text detection, kept to plate-shaped lines of text."""
 
@@ -200,9 +254,22 @@ class TextLineDetector:
             logger.exception("text detector inference failed on an image of shape %s", bgr.shape)
             return []
         sx, sy = bgr.shape[1] / probability.shape[1], bgr.shape[0] / probability.shape[0]
+        lines = [
+            (x * sx, y * sy, w * sx, h * sy, score)
+            for x, y, w, h, score in _merge_line_pieces(self._text_lines(probability))
+        ]
+        stacked, single = _pair_stacked_lines(lines)
+        for line in [line for line in single if _is_square(line)]:
+            # A small two-line plate whose lines DB ran together: its two halves.
+            single.remove(line)
+            x, y, w, h, score = line
+            stacked.append(((x, y, w, h / 2, score), (x, y + h / 2, w, h / 2, score)))
         detections = []
-        for x, y, w, h, score in _merge_line_pieces(self._text_lines(probability)):
-            x, y, w, h = x * sx, y * sy, w * sx, h * sy
+        for upper, lower in stacked:
+            line_boxes = tuple(self.shape.plate_box(*line[:4], bgr.shape) for line in (upper, lower))
+            score = round(min((upper[4] + lower[4]) / 2, 1.0), 4)
+            detections.append(Detection(_union(line_boxes), score, lines=line_boxes))
+        for x, y, w, h, score in single:
             if self.shape.accepts(w, h):
                 box = self.shape.plate_box(x, y, w, h, bgr.shape)
                 detections.append(Detection(box=box, score=round(min(score, 1.0), 4)))

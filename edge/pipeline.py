@@ -49,6 +49,11 @@ AlertCallback = Callable[[Activation, str, float], None]
 _CROP_MARGIN = 0.08
 """Fraction of the box width/height added around a detection before reading."""
 
+_MAX_TWO_LINE_CHARS = 8
+"""Two-line plates hold at most this many characters (UK 7): more is two lines of other text."""
+_TWO_LINE_MIN_CONFIDENCE = 0.5
+"""Two stacked lines read side by side are taken for one plate from this confidence up."""
+
 
 def reading_box(box: Box, image_shape: tuple[int, ...]) -> Box:
     """The detection's box with the small margin the reader is given, clipped to the image."""
@@ -64,6 +69,29 @@ def plate_crop(image: np.ndarray, box: Box) -> np.ndarray:
     """The detection's crop with a small margin, clipped to the image."""
     x, y, w, h = reading_box(box, image.shape)
     return image[y : y + h, x : x + w]
+
+
+def side_by_side(lines: Sequence[np.ndarray]) -> np.ndarray:
+    """A two-line plate's lines (crops, top first) laid out as one line, as the reader reads:
+    each scaled to the first one's height, a gap of a third of it between them."""
+    height = lines[0].shape[0]
+    scaled = [
+        cv2.resize(line, (max(1, round(line.shape[1] * height / line.shape[0])), height))
+        for line in lines
+    ]
+    background = np.median(np.concatenate([line.reshape(-1, 3) for line in scaled]), axis=0)
+    gap = np.empty((height, max(1, height // 3), 3), np.uint8)
+    gap[:] = background.astype(np.uint8)
+    pieces = [piece for line in scaled for piece in (line, gap)][:-1]
+    return np.hstack(pieces)
+
+
+def _moved(detection: Detection, dx: int, dy: int) -> Detection:
+    """The detection shifted by (dx, dy): from a part's coordinates to the full frame's."""
+    def shift(box: Box) -> Box:
+        return (box[0] + dx, box[1] + dy, box[2], box[3])
+
+    return Detection(shift(detection.box), detection.score, tuple(map(shift, detection.lines)))
 
 
 def _clip_boxes(
@@ -117,19 +145,41 @@ class PlateFinder:
         found = []
         for wx, wy, ww, wh in windows:
             for detection in self.detector.detect(roi_image[wy : wy + wh, wx : wx + ww], scale):
-                x, y, w, h = detection.box
-                box = (x + wx + dx, y + wy + dy, w, h)
-                if low <= h <= high and self.roi.contains(box):
-                    found.append(Detection(box=box, score=detection.score))
+                if low <= detection.text_height <= high:
+                    moved = _moved(detection, wx + dx, wy + dy)
+                    if self.roi.contains(moved.box):
+                        found.append(moved)
         found.sort(key=lambda d: d.score, reverse=True)
         return found
 
     def read(self, image: np.ndarray, detection: Detection) -> PlateRead | None:
-        crop = self.calibration.rectify_plate(plate_crop(image, detection.box))
-        read = self.reader.read(crop)
+        if detection.lines:
+            read = self._read_two_lines(image, detection)
+        else:
+            read = self.reader.read(self._crop(image, detection.box))
         if read is None or read.confidence < self.min_confidence or not read.text:
             return None
         return read
+
+    def _read_two_lines(self, image: np.ndarray, detection: Detection) -> PlateRead | None:
+        """A two-line plate's registration, read with its lines side by side. When they do not
+        read as one (a US plate's state name above its characters looks like two lines; a
+        square blob may be a one-line plate seen whole), the most confident read of the whole
+        box or of either line."""
+        lines = [self._crop(image, line) for line in detection.lines]
+        joined = self.reader.read(side_by_side(lines))
+        if (
+            joined is not None
+            and joined.confidence >= _TWO_LINE_MIN_CONFIDENCE
+            and len(joined.text) <= _MAX_TWO_LINE_CHARS
+        ):
+            return joined
+        crops = [self._crop(image, detection.box), *lines]
+        reads = [read for read in map(self.reader.read, crops) if read is not None]
+        return max(reads, key=lambda read: read.confidence, default=None)
+
+    def _crop(self, image: np.ndarray, box: Box) -> np.ndarray:
+        return self.calibration.rectify_plate(plate_crop(image, box))
 
     def find(self, image: np.ndarray) -> list[PlateFinding]:
         """Every plate read in a still image, most confident first."""

@@ -31,6 +31,14 @@ class Frame:
 class Detection:
     box: Box
     score: float
+    lines: tuple[Box, ...] = ()
+    """A two-line (square) plate's lines of characters, top first, inside `box`; empty for a
+    plate of one line."""
+
+    @property
+    def text_height(self) -> int:
+        """The height of one line of characters (what calibrated plate heights bound)."""
+        return self.lines[0][3] if self.lines else self.box[3]
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,3 +190,27 @@ def test_recall_on_a_handful_of_shared_photos(text_detector):
         detections = text_detector.detect(cv2.imread(str(image_path)))
         found += any(box_iou(d.box, truth) >= 0.3 for d in detections)
     assert found >= 0.8 * len(labels), f"found {found} of {len(labels)} plates"
+
+
+@pytest.mark.parametrize("char_height_px", [20, 32, 48])
+def test_a_two_line_plate_is_one_detection_with_its_two_lines(text_detector, char_height_px):
+    image = textured_background(1280, 720, seed=char_height_px)
+    plate = render_plate("AB12CDE", rear=True, char_height_px=char_height_px, two_line=True)
+    x, y = 500, 300
+    h, w = plate.shape[:2]
+    image[y : y + h, x : x + w] = plate
+    truth = (x, y, w, h)
+    two_line = [d for d in text_detector.detect(image) if d.lines]
+    assert len(two_line) == 1
+    detection = two_line[0]
+    assert box_iou(detection.box, truth) >= 0.4
+    upper, lower = detection.lines
+    assert upper[1] < lower[1]
+    assert upper[1] + upper[3] <= lower[1] + 1  # cut apart, not overlapping
+    assert detection.text_height == upper[3] < h
+
+
+def test_a_one_line_plate_has_no_lines(text_detector):
+    image, truth = plate_scene(char_height_px=30, seed=12)
+    detection = max(text_detector.detect(image), key=lambda d: box_iou(d.box, truth))
+    assert detection.lines == () and detection.text_height == detection.box[3]

@@ -31,7 +31,7 @@ def finder() -> PlateFinder:
     return PlateFinder(
         make_detector(DetectorConfig()),
         make_reader(ReaderConfig()),
-        min_confidence=0.3,
+        min_confidence=ReaderConfig().min_confidence,
         calibration=default_calibration("cam"),
     )
 
@@ -69,3 +69,26 @@ def test_regions_outside_the_region_of_interest_find_nothing():
     right = with_plate(image, "XY61ZZT", (860, 420))
     assert finder.detect(image, [(right[0] - 50, right[1] - 50, 400, 200)]) == []
     assert finder.detect(image, []) == []
+
+
+@pytest.mark.parametrize("vrm", ["AB12CDE", "K123ABC", "ABZ1234"])
+def test_a_two_line_plate_is_read_as_one_registration(finder, vrm):
+    image = street()
+    plate = render_plate(vrm, rear=True, char_height_px=30, two_line=True)
+    h, w = plate.shape[:2]
+    image[300 : 300 + h, 500 : 500 + w] = plate
+    reads = [finding.read.text for finding in finder.find(image)]
+    assert vrm in reads
+
+
+def test_a_word_above_a_plate_is_not_read_into_it(finder):
+    """US plates print the state's name above the characters, at a similar size: the two look
+    like a two-line plate, and the characters must still be read on their own."""
+    image = street()
+    characters = render_plate("BT71ZHM", char_height_px=30)
+    header = render_plate("TEXAS", char_height_px=28)
+    image[300 : 300 + characters.shape[0], 500 : 500 + characters.shape[1]] = characters
+    image[262 : 262 + header.shape[0], 500 : 500 + header.shape[1]] = header
+    reads = [finding.read.text for finding in finder.find(image)]
+    assert "BT71ZHM" in reads
+    assert not any("TEXAS" in text for text in reads)

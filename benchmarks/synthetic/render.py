@@ -2,7 +2,8 @@
 
 Dimensions follow the oblong plate drawing (BS AU 145e style): plate 520 x 111 mm, characters
 79 mm high and 50 mm wide (narrower for 1 and I), 11 mm between characters, 33 mm between the
-two groups. Images are clean: callers add camera effects.
+two groups. Two-line (square) plates, as on motorcycles and some rear plates: 279 x 203 mm, one
+group per line, 19 mm between the lines. Images are clean: callers add camera effects.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ FONT_PATH = (
 PLATE_W_MM, PLATE_H_MM = 520.0, 111.0
 CHAR_H_MM, CHAR_W_MM = 79.0, 50.0
 CHAR_SPACING_MM, GROUP_GAP_MM = 11.0, 33.0
+SQUARE_W_MM, SQUARE_H_MM, LINE_GAP_MM = 279.0, 203.0, 19.0
 SIDE_STRIP_MM = 50.0
 BORDER_INSET_MM, BORDER_MM = 4.0, 3.0
 
@@ -150,9 +152,11 @@ def render_plate(
     *,
     rear: bool = False,
     char_height_px: int = 48,
+    two_line: bool = False,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """A UK oblong plate showing `vrm` as a BGR uint8 image, white (front) or yellow (rear).
+    """A UK plate showing `vrm` as a BGR uint8 image, white (front) or yellow (rear); oblong,
+    or square with one group of characters per line (`two_line`).
 
     With `rng`, the background tint, an optional thin border and an optional blue side strip
     vary; without it the plate is plain and the output deterministic.
@@ -161,27 +165,55 @@ def render_plate(
     if not text.replace(" ", ""):
         raise ValueError(f"nothing to render in registration {vrm!r}")
     px_per_mm = char_height_px / CHAR_H_MM
-    height = round(PLATE_H_MM * px_per_mm)
-    width = round(PLATE_W_MM * px_per_mm)
+    width_mm, height_mm = (SQUARE_W_MM, SQUARE_H_MM) if two_line else (PLATE_W_MM, PLATE_H_MM)
+    height = round(height_mm * px_per_mm)
+    width = round(width_mm * px_per_mm)
     background = np.array(REAR_BGR if rear else FRONT_BGR, dtype=np.float32)
     has_strip = has_border = False
     if rng is not None:
         background = np.clip(background + rng.normal(0, 8, 3), 0, 255)
-        has_strip = rng.random() < 0.3
+        has_strip = rng.random() < 0.3 and not two_line
         has_border = rng.random() < 0.3
     plate = np.empty((height, width, 3), dtype=np.uint8)
     plate[:] = background.astype(np.uint8)
 
-    text_left_mm = 0.0
+    text_left_px = 0
     if has_strip:
-        strip_w = round(SIDE_STRIP_MM * px_per_mm)
+        text_left_px = strip_w = round(SIDE_STRIP_MM * px_per_mm)
         plate[:, :strip_w] = STRIP_BGR
         badge = _glyph_row("UK" if rng is not None and rng.random() < 0.6 else "GB", px_per_mm * 16)
         bx = max(0, (strip_w - badge.shape[1]) // 2)
         by = height - badge.shape[0] - round(8 * px_per_mm)
         _paint(plate, badge[:, : strip_w - bx], bx, max(0, by), (255, 255, 255))
-        text_left_mm = SIDE_STRIP_MM
 
+    if two_line and " " in text:
+        lines = text.split(" ", 1)
+        block_px = (2 * CHAR_H_MM + LINE_GAP_MM) * px_per_mm
+        top = round((height - block_px) / 2)
+        line_tops = [top, top + round((CHAR_H_MM + LINE_GAP_MM) * px_per_mm)]
+    else:
+        lines, line_tops = [text], [(height - char_height_px) // 2]
+    for line, y in zip(lines, line_tops, strict=True):
+        _lay_line(plate, line, y, text_left_px, px_per_mm, char_height_px)
+
+    if has_border:
+        inset = round(BORDER_INSET_MM * px_per_mm)
+        thickness = max(1, round(BORDER_MM * px_per_mm))
+        cv2.rectangle(
+            plate,
+            (inset, inset),
+            (width - 1 - inset, height - 1 - inset),
+            INK_BGR,
+            thickness,
+            lineType=cv2.LINE_AA,
+        )
+    return plate
+
+
+def _lay_line(
+    plate: np.ndarray, text: str, y: int, left_px: int, px_per_mm: float, char_height_px: int
+) -> None:
+    """Paint one line of characters, centred between `left_px` and the plate's right edge."""
     glyphs, gaps = [], []
     for i, char in enumerate(text):
         if char == " ":
@@ -197,24 +229,10 @@ def render_plate(
         glyphs.append(glyph_px)
         gaps.append(CHAR_SPACING_MM if i < len(text) - 1 else 0.0)
     text_w_px = sum(g.shape[1] for g in glyphs) + sum(gaps) * px_per_mm
-    x = (text_left_mm * px_per_mm) + ((width - text_left_mm * px_per_mm) - text_w_px) / 2
-    y = (height - char_height_px) // 2
+    x = left_px + (plate.shape[1] - left_px - text_w_px) / 2
     for glyph_px, gap in zip(glyphs, gaps, strict=True):
         _paint(plate, glyph_px, round(x), y, INK_BGR)
         x += glyph_px.shape[1] + gap * px_per_mm
-
-    if has_border:
-        inset = round(BORDER_INSET_MM * px_per_mm)
-        thickness = max(1, round(BORDER_MM * px_per_mm))
-        cv2.rectangle(
-            plate,
-            (inset, inset),
-            (width - 1 - inset, height - 1 - inset),
-            INK_BGR,
-            thickness,
-            lineType=cv2.LINE_AA,
-        )
-    return plate
 
 
 def _glyph_row(text: str, char_height_px: float) -> np.ndarray:
