@@ -47,7 +47,8 @@ _REQUIRED_TEXT = {
     "source": "missing source (who provided the entry)",
 }
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_ALL_ONES = np.uint64((1 << 64) - 1)
+_LOW_BYTES = np.array([(1 << 8 * count) - 1 for count in range(9)], np.uint64)
+"""_LOW_BYTES[k]: a mask of the low k bytes of a word."""
 _POWERS_OF_36 = 36 ** np.arange(MAX_VRM_CHARS + 1, dtype=np.int64)
 _DATE_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9])
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
@@ -215,26 +216,6 @@ def _empty(path: Path, data: bytes | mmap.mmap) -> ParsedFile:
 def _words(array: np.ndarray) -> np.ndarray:
     """A read-only view: element i is the little-endian 8-byte word at byte offset i."""
     return np.ndarray((max(len(array) - 7, 0),), "<u8", array, 0, (1,))
-
-
-def span_hash(array: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """64-bit hash of each byte span, eight bytes at a time (equal spans hash alike)."""
-    words = _words(array)
-    lengths = end - start
-    result = lengths.astype(np.uint64) * _GOLDEN
-    if not len(words):
-        return result
-    for at in range(0, int(lengths.max(initial=0)), 8):
-        offsets = start + at
-        clamped = np.minimum(offsets, len(words) - 1)
-        word = words[clamped] >> ((offsets - clamped) * 8).astype(np.uint64)
-        remaining = np.clip(lengths - at, 0, 8).astype(np.uint64)
-        word &= np.where(
-            remaining >= 8, _ALL_ONES, (np.uint64(1) << remaining * np.uint64(8)) - np.uint64(1)
-        )
-        result = (result ^ word) * _GOLDEN
-        result ^= result >> np.uint64(29)
-    return result
 
 
 @dataclass(slots=True)
@@ -630,7 +611,7 @@ class _BlockChecker:
         self._report(
             row_start[too_long], "entry_id", f"longer than {MAX_ENTRY_ID_CHARS} characters"
         )
-        id_hash = span_hash(self.array, id_start, id_end)
+        id_hash = self._span_hash(id_start, id_end)
         codes = self._vrms(*self._span("vrm"), row_start)
         for name, reason in _REQUIRED_TEXT.items():
             first, end = self._span(name)
@@ -714,17 +695,33 @@ class _BlockChecker:
         """(entry, byte) matrix of the `width` bytes from each start (zeros past the data)."""
         words = -(-width // 8)
         matrix = np.empty((len(starts), words), np.uint64)
-        file_words = self.file.words
         for word in range(words):
-            offsets = starts + 8 * word
-            # Fancy indexing: np.take would first copy the overlapping word view of the file.
-            if self.block.end + 8 * words + 8 <= len(self.array):
-                matrix[:, word] = file_words[offsets]
-            else:
-                clamped = np.clip(offsets, 0, len(file_words) - 1)
-                shift = ((offsets - clamped) * 8).astype(np.uint64)
-                matrix[:, word] = np.where(shift < 64, file_words[clamped] >> shift, 0)
+            matrix[:, word] = self._words_at(starts + 8 * word, words * 8)
         return matrix.view(np.uint8)[:, :width]
+
+    def _words_at(self, offsets: np.ndarray, reach: int) -> np.ndarray:
+        """The little-endian 8-byte word at each offset (zeros past the data), for offsets at
+        most `reach` bytes past a field start in the block."""
+        file_words = self.file.words
+        # Fancy indexing: np.take would first copy the overlapping word view of the file.
+        if self.block.end + reach + 8 <= len(self.array):
+            return file_words[offsets]
+        clamped = np.clip(offsets, 0, len(file_words) - 1)
+        shift = ((offsets - clamped) * 8).astype(np.uint64)
+        return np.where(shift < 64, file_words[clamped] >> shift, 0)
+
+    def _span_hash(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """64-bit hash of each byte span, eight bytes at a time (equal spans hash alike)."""
+        lengths = ends - starts
+        longest = int(lengths.max(initial=0))
+        result = lengths.astype(np.uint64) * _GOLDEN
+        for at in range(0, longest, 8):
+            word = self._words_at(starts + at, longest)
+            word &= np.take(_LOW_BYTES, lengths - at, mode="clip")
+            result ^= word
+            result *= _GOLDEN
+            result ^= result >> np.uint64(29)
+        return result
 
     def _bad_vrm_reason(
         self, offset: int, starts: np.ndarray, ends: np.ndarray, row_start: np.ndarray
@@ -740,7 +737,7 @@ class _BlockChecker:
         Rows are grouped by the hash of their bytes; one row per group is parsed (the result is
         shared by all blocks), and every row of a group shares it.
         """
-        hashes = span_hash(self.array, starts, ends)
+        hashes = self._span_hash(starts, ends)
         distinct, first_row, inverse = np.unique(hashes, return_index=True, return_inverse=True)
         cache = self.file.markers_cache
         parsed = []

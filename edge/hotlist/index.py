@@ -160,14 +160,15 @@ class BucketTable:
 
     def _add(self, words: np.ndarray) -> None:
         upper = words >= _TOP_BIT
-        low, high = words[~upper], words[upper]
+        high_count = int(np.count_nonzero(upper))
+        low_count = len(words) - high_count
         with self._reserving:
             front = self._front
-            self._front += len(low)
-            self._back -= len(high)
+            self._front += low_count
+            self._back -= high_count
             back = self._back
-        self.words[front : front + len(low)] = low
-        self.words[back : back + len(high)] = high
+        np.compress(~upper, words, out=self.words[front : front + low_count])
+        np.compress(upper, words, out=self.words[back : back + high_count])
 
     def _count_buckets(self, words: np.ndarray) -> None:
         """Add each bucket's number of words to starts[bucket + 1] (words sorted)."""
