@@ -63,9 +63,9 @@ _REPLAY_PAGE = 256
 _COMMIT_BATCH_MAX = 256
 """Most alerts committed in one transaction; more waiting are committed after these are sent."""
 UNCOMMITTED_MAX = 2 * _COMMIT_BATCH_MAX
-"""Most alerts published and not yet committed (one commit under way, one waiting): publish()
-waits beyond this, so however fast alerts come, a kill -9 can lose no more than this many, and
-none that a console has seen."""
+"""Most alerts published and not yet through their commit (two commits' worth): publish() waits
+beyond this, so however fast alerts come, a kill -9 can lose no more than this many, and none
+that a console has seen."""
 _SESSION_TIMEOUT_BEATS = 3
 _SEND_HWM = 1000
 _ACK_FLUSH_S = 0.1
@@ -314,8 +314,10 @@ class AlertPublisher:
             logger.warning(
                 "alerts: no consoles enrolled in alerts.consoles; alerts are only journalled"
             )
-        self._outbox: queue.Queue[AlertRecord] = queue.Queue(maxsize=_COMMIT_BATCH_MAX)
+        self._outbox: queue.SimpleQueue[AlertRecord] = queue.SimpleQueue()
         """Published alerts waiting for the I/O thread to journal and send them, in order."""
+        self._uncommitted = threading.Semaphore(UNCOMMITTED_MAX)
+        """One permit per alert published and not yet through its commit."""
         self._status: queue.Queue[bytes] = queue.Queue(maxsize=100)
         self._wake_read, self._wake_write = os.pipe()
         self._wake_pending = False
@@ -376,6 +378,7 @@ class AlertPublisher:
         if self._stopping.is_set():
             raise RuntimeError("alerts: publish() after close()")
         alert = alert_record(activation, evidence)
+        self._uncommitted.acquire()
         self._outbox.put(alert)
         self._wake()
         return alert.alert_id
@@ -643,6 +646,8 @@ class AlertPublisher:
                 ", ".join(alert.alert_id for alert in batch),
             )
             seqs = [None] * len(batch)
+        finally:
+            self._uncommitted.release(len(batch))
         for alert, seq in zip(batch, seqs, strict=True):
             frames = alert_frames(alert)
             for session in list(self._sessions.values()):
