@@ -3,8 +3,8 @@
 Keys are hashed with one multiply (`HASH_MULTIPLIER`); the top bits of the hash choose a *bucket*. A
 bucket table is one array of 64-bit words in bucket order, each holding the rest of the hash and
 a value (an entry number), plus the start of every bucket. A lookup hashes the key, reads the
-bucket's bounds and scans its few words: the same handful of steps for ten thousand entries or a
-hundred million. The exact index goes one step further: the hotlist's entries themselves are
+bucket's bounds and binary-searches its few words: the same handful of steps for ten thousand
+entries or a hundred million. The exact index goes one step further: the hotlist's entries themselves are
 stored in bucket order (`exact_order`), so a bucket is a run of entries.
 
 Tables are built with numpy sorts, no Python loop per entry, on two cores: words whose hash has

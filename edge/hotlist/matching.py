@@ -301,7 +301,9 @@ def _misread_table(codes: np.ndarray, entry_bits: int, executor: Executor) -> Bu
     """The bucket table of every entry's `class_keys`, with deletions."""
     lengths = code_lengths(codes)
     total = len(codes) + int(lengths.sum(dtype=np.int64))
-    table = BucketTable(total, (WHOLE + 1) << entry_bits, max(1, total.bit_length() - 3))
+    # About 50 words a bucket: the bucket starts stay small (8 MiB for ten million entries), and
+    # a probe's binary search stays within one or two cache lines of the words.
+    table = BucketTable(total, (WHOLE + 1) << entry_bits, max(1, total.bit_length() - 6))
 
     def block_words(block: int) -> np.ndarray:
         rows = slice(block * _ENTRY_BLOCK, (block + 1) * _ENTRY_BLOCK)
