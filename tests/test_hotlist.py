@@ -24,7 +24,7 @@ from edge.hotlist import (
     csvfile,
     load_hotlists,
 )
-from edge.hotlist.csvfile import from_days, parse_file, vrm_code
+from edge.hotlist.csvfile import from_days, parse_file
 from edge.hotlist.index import CLASS_TRANSLATION, CONFUSION_GROUPS
 from edge.hotlist.matching import edit_distance, loading_threads
 from edge.hotlist.watcher import RELOAD_NICENESS
@@ -476,7 +476,7 @@ def test_a_file_checked_in_blocks_of_any_size_gives_the_same_entries_and_problem
             for n, _ in entries
         ]
         assert blocks.lines.tolist() == expected_lines
-        assert blocks.codes.tolist() == [vrm_code(vrm) for _, (_, vrm, _) in entries]
+        assert blocks.codes.tolist() == [int("1" + vrm, 36) for _, (_, vrm, _) in entries]
 
 
 def test_problems_after_block_boundaries_keep_file_line_numbers(tmp_path, monkeypatch):
@@ -489,6 +489,13 @@ def test_problems_after_block_boundaries_keep_file_line_numbers(tmp_path, monkey
         tmp_path / "unclosed.csv", *one_line_rows, row("O", "ZZ99FAK", information='"x')
     )
     assert f"{unclosed}:22: line: a quoted field is never closed" in problems_of(unclosed)
+    # The first piece ends after the first entry: its quotes balance, its lines do not.
+    monkeypatch.setattr(csvfile, "_BLOCK_BYTES", len(HEADER) + len(rows[0]) + 2)
+    spanning = write(tmp_path / "spanning.csv", *rows, row("O", "ZZ99FAK", information='"x'))
+    assert f"{spanning}:2: line: a quoted field is never closed" in problems_of(spanning), (
+        "as in one block: the first line with an odd number of quotes"
+    )
+    monkeypatch.setattr(csvfile, "_BLOCK_BYTES", 64)
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes(path.read_bytes().replace(b"ZZ-99", b"ZZ\xe999"))
     assert f"{latin1}:42: file: not valid UTF-8" in problems_of(latin1)

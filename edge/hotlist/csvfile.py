@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.hotlist.index import HASH_MULTIPLIER
 from edge.types import Marker
 
 HEADER = ("entry_id", "vrm", "markers", "action", "information", "source", "added", "expires")
@@ -46,7 +47,7 @@ _REQUIRED_TEXT = {
     "action": "missing action (what officers should do)",
     "source": "missing source (who provided the entry)",
 }
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_GOLDEN = np.uint64(HASH_MULTIPLIER)
 _LOW_BYTES = np.array([(1 << 8 * count) - 1 for count in range(9)], np.uint64)
 """_LOW_BYTES[k]: a mask of the low k bytes of a word."""
 _POWERS_OF_36 = 36 ** np.arange(MAX_VRM_CHARS + 1, dtype=np.int64)
@@ -86,7 +87,8 @@ class ParsedFile:
     lines: np.ndarray
     """int32 file line number of each entry (header = line 1)."""
     codes: np.ndarray
-    """int64 exact code of the normalised VRM (`vrm_code`)."""
+    """int64 exact code of the normalised VRM: its characters as base-36 digits behind a leading
+    1 (int("1" + vrm, 36)), so no two VRMs share a code and the length is kept."""
     markers: np.ndarray
     """uint8 bit set of `MARKER_BITS`."""
     expires: np.ndarray
@@ -113,11 +115,6 @@ class ParsedFile:
         self.codes = np.zeros(0, np.int64)
         self.markers = np.zeros(0, np.uint8)
         self.expires = np.zeros(0, np.int32)
-
-
-def vrm_code(vrm: str) -> int:
-    """Exact integer code of a normalised VRM: base 36 behind a leading 1, so no two collide."""
-    return int("1" + vrm, 36)
 
 
 def days(date: dt.date) -> int:
@@ -315,15 +312,17 @@ class _FileParser:
         )
 
     def _first_line_with_odd_quotes(self, pieces: list[_Piece]) -> int:
+        """The first line holding an odd number of quotes (pieces hold whole lines)."""
         line = 1
         for piece in pieces:
-            if piece.quotes % 2:
+            if piece.quotes:
                 segment = self.array[piece.start : piece.end]
                 lines = np.searchsorted(
                     np.flatnonzero(segment == _NEWLINE), np.flatnonzero(segment == _QUOTE)
                 )
-                per_line = np.bincount(lines)
-                return line + int(np.flatnonzero(per_line % 2)[0])
+                odd = np.flatnonzero(np.bincount(lines) % 2)
+                if len(odd):
+                    return line + int(odd[0])
             line += piece.newlines
         return line
 
@@ -655,7 +654,7 @@ class _BlockChecker:
         return len(row_start)
 
     def _vrms(self, starts: np.ndarray, ends: np.ndarray, row_start: np.ndarray) -> np.ndarray:
-        """Exact codes (`vrm_code`) of the normalised VRMs: upper case, spaces removed.
+        """Exact codes (`ParsedFile.codes`) of the normalised VRMs: upper case, spaces removed.
 
         Works on a (character position, entry) matrix of the first MAX_VRM_FIELD_BYTES bytes,
         gathered eight bytes at a time.

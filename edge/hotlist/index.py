@@ -80,7 +80,7 @@ def class_keys(vrm: str, with_deletions: bool) -> list[int]:
 
 
 def code_lengths(codes: np.ndarray) -> np.ndarray:
-    """Characters in each exact VRM code (`vrm_code`: a 1 then one base-36 digit per char)."""
+    """Characters in each exact VRM code (`ParsedFile.codes`: a 1, then one base-36 digit per character)."""
     return (np.searchsorted(_POWERS_OF_36, codes, side="right") - 1).astype(np.int8)
 
 

@@ -55,7 +55,7 @@ _HEADS = [triple.lstrip("0")[1:] for triple in _TRIPLES]
 """The characters after the leading 1 of a code's top (at most three) base-36 digits."""
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _SMALLEST_CODE, _CODE_LIMIT = 36**MIN_VRM_CHARS, 2 * 36**MAX_VRM_CHARS
-"""`vrm_code` of VRMs of MIN_VRM_CHARS to MAX_VRM_CHARS characters lies in this range."""
+"""The code (`ParsedFile.codes`) of a VRM of MIN_VRM_CHARS to MAX_VRM_CHARS characters lies in this range."""
 
 
 @contextmanager
@@ -175,7 +175,7 @@ class Hotlist:
         )
 
     def vrm(self, number: int) -> str:
-        """The normalised VRM of an entry, from its code (`vrm_code` reversed)."""
+        """The normalised VRM of an entry, from its code (`ParsedFile.codes` reversed)."""
         code = self._codes[number]
         if code < 46656:
             return _HEADS[code]
