@@ -188,7 +188,7 @@ def exact_order(codes: np.ndarray, executor: Executor) -> tuple[np.ndarray, np.n
     """Entries in bucket order of their exact codes: (order, bucket starts in that order, shift).
 
     `order[i]` is the entry that goes to place i; entries with the same code end up next to each
-    other, in their original order. Buckets hold about one entry each.
+    other, in their original order. Buckets hold one or two entries each.
     """
     count = len(codes)
     table = BucketTable(count, count, max(1, count.bit_length() - 1))

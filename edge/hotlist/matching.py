@@ -139,11 +139,7 @@ class Hotlist:
             self._offsets,
             self._exact_starts_array,
         )
-        return (
-            sum(c.nbytes for c in columns)
-            + self._misread.words.nbytes
-            + self._misread.starts.nbytes
-        )
+        return sum(c.nbytes for c in columns) + self._misread.nbytes
 
     def marker_counts(self, at: dt.date | None = None) -> dict[Marker, int]:
         """Entries carrying each marker (active on `at`, today by default)."""
@@ -315,8 +311,8 @@ def _misread_table(codes: np.ndarray, entry_bits: int, executor: Executor) -> Bu
     """The bucket table of every entry's `class_keys`, with deletions."""
     lengths = code_lengths(codes)
     total = len(codes) + int(lengths.sum(dtype=np.int64))
-    # About 50 words a bucket: the bucket starts stay small (8 MiB for ten million entries), and
-    # a probe's binary search stays within one or two cache lines of the words.
+    # 32 to 64 words a bucket: the bucket starts stay small (8 MiB for ten million entries), and
+    # a probe's binary search stays within a few hundred bytes of the words.
     table = BucketTable(total, (WHOLE + 1) << entry_bits, max(1, total.bit_length() - 6))
 
     def block_words(block: int) -> np.ndarray:
