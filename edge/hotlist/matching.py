@@ -60,9 +60,10 @@ _SMALLEST_CODE, _CODE_LIMIT = 36**MIN_VRM_CHARS, 2 * 36**MAX_VRM_CHARS
 
 @contextmanager
 def loading_threads() -> Iterator[Executor]:
-    """One worker thread per core for reading, checking and indexing hotlist files."""
+    """One worker thread per core this process may use, for reading, checking and indexing."""
     _keep_freed_memory_in_thread_heaps()
-    with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="hotlist-load") as executor:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with ThreadPoolExecutor(cores or 1, thread_name_prefix="hotlist-load") as executor:
         yield executor
 
 
