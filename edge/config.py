@@ -95,7 +95,11 @@ class TrackingConfig(_Section):
         default=1.0, gt=0, description="A track unseen for this long is finished and its read emitted."
     )
     reads_per_track: int = Field(
-        default=5, ge=1, le=50, description="Best crops of a track that are read and fused."
+        default=5,
+        ge=1,
+        le=50,
+        description="Legible reads of a track's best crops that are fused (illegible reads of "
+        "a plate still too far away do not count, up to 4 attempts per read).",
     )
     motion_gate: bool = Field(
         default=True,

@@ -3,10 +3,11 @@
 Each camera has a `PlateTracker`. Detections are linked into tracks by box overlap with the
 track's predicted box (where its recent sightings say it is now), or, for fast movers whose
 boxes no longer overlap, by centre distance measured in plate heights, allowing more the longer
-the track has gone unseen. OCR runs on only a few crops of
-each track: the first sighting, then crops clearly larger or sharper than any read so far, and,
-while the reads do not yet agree, every other frame, up to `reads_per_track`. The reads are
-fused by per-character voting.
+the track has gone unseen. OCR runs on only a few crops of each track: the first sighting, then
+crops clearly larger or sharper than any legible read so far, and, while the reads do not yet
+agree, every other frame, until `reads_per_track` legible reads are in. Reads that come back
+illegible (a plate still too far to read) do not use up that budget, only a larger budget of
+attempts. The reads are fused by per-character voting.
 
 When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees,
 or its read budget is spent (no later read could change the text), while the vehicle is often
@@ -49,6 +50,8 @@ _CLEARLY_BETTER = 1.15
 _GOOD_ENOUGH = 0.8
 """While reads disagree, crops at least this fraction of the best quality are read too."""
 _READ_SPACING_FRAMES = 2
+_ATTEMPTS_PER_READ = 4
+"""Reads a track may request, illegible ones included, per read of its budget."""
 _RECENT_SIGHTINGS = 3
 _DIRECTION_MIN_SIGHTINGS = 3
 _DIRECTION_MIN_SHIFT_HEIGHTS = 0.5
@@ -80,7 +83,8 @@ class _Track:
     frames_seen: int = 0
     reads_requested: int = 0
     reads_answered: int = 0
-    best_quality_requested: float = 0.0
+    best_quality_read: float = 0.0
+    """The best crop quality among the legible reads."""
     last_request_index: int = -(10**9)
     readings: list[_Reading] = field(default_factory=list)
     fused_text: str | None = None
@@ -127,7 +131,6 @@ class PlateTracker:
             quality = _crop_quality(frame.image, detection)
             if self._worth_reading(track, frame.index, quality):
                 track.reads_requested += 1
-                track.best_quality_requested = max(track.best_quality_requested, quality)
                 track.last_request_index = frame.index
                 to_read.append((track.track_id, detection))
         return to_read
@@ -155,6 +158,7 @@ class PlateTracker:
         if read is None or not read.text:
             return
         quality = _crop_quality(frame.image, detection)
+        track.best_quality_read = max(track.best_quality_read, quality)
         track.readings.append(_Reading(read, frame, detection, quality))
 
     def finished(self, now: float) -> list[VehicleRead]:
@@ -230,14 +234,26 @@ class PlateTracker:
     # Reading and fusion.
 
     def _worth_reading(self, track: _Track, frame_index: int, quality: float) -> bool:
-        if track.fused_text is not None or track.reads_requested >= self.config.reads_per_track:
+        """Its first sighting; then a crop clearly better than any legible read so far, or,
+        while the reads do not yet agree, one nearly as good and spaced from the last request.
+        Until a read is legible (the plate still far, blurred, or no plate at all), every
+        other frame: illegible reads spend attempts, not the read budget, so a plate first seen
+        too small to read is still read once it comes near."""
+        if track.fused_text is not None:
+            return False
+        pending = track.reads_requested - track.reads_answered
+        if len(track.readings) + pending >= self.config.reads_per_track:
+            return False
+        if track.reads_requested >= _ATTEMPTS_PER_READ * self.config.reads_per_track:
             return False
         if track.reads_requested == 0:
             return True
-        if quality > _CLEARLY_BETTER * track.best_quality_requested:
-            return True
         spaced = frame_index - track.last_request_index >= _READ_SPACING_FRAMES
-        good_enough = quality >= _GOOD_ENOUGH * track.best_quality_requested
+        if not track.readings:
+            return spaced
+        if quality > _CLEARLY_BETTER * track.best_quality_read:
+            return True
+        good_enough = quality >= _GOOD_ENOUGH * track.best_quality_read
         return spaced and good_enough and not self._agreed(track)
 
     def _agreed(self, track: _Track) -> bool:
@@ -250,7 +266,11 @@ class PlateTracker:
         """Early emit: the reads agree, or the read budget is spent and every read is in."""
         if track.fused_text is not None or not track.readings or not self.config.early_emit_reads:
             return False
-        spent = track.reads_answered >= self.config.reads_per_track
+        budget = self.config.reads_per_track
+        spent = (
+            len(track.readings) >= budget
+            or track.reads_answered >= _ATTEMPTS_PER_READ * budget
+        )
         return spent or self._agreed(track)
 
     def _emit(self, track: _Track) -> VehicleRead | None:

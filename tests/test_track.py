@@ -313,3 +313,37 @@ def test_search_windows_hold_where_a_moving_plate_goes_next(gap):
 def test_no_tracks_no_search_windows():
     tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
     assert tracker.search_windows(0) == []
+
+
+def test_illegible_reads_of_a_far_plate_do_not_use_up_its_read_budget():
+    """A plate first detected too far away to read comes back illegible a few times; it must
+    still be read once it comes near, and the reads then fused."""
+    config = TrackingConfig(reads_per_track=3, early_emit_reads=0)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    legible_from = 16
+    requested = []
+    for step in range(34):
+        box = approaching_box(step)
+        frame = frame_with(step, [box])
+        for track_id, detection in tracker.update(frame, [Detection(box=box, score=0.9)]):
+            requested.append(step)
+            read = plate_read("AB12CDE") if step >= legible_from else None
+            tracker.add_read(track_id, frame, detection, read)
+    legible = [step for step in requested if step >= legible_from]
+    assert len(legible) == 3
+    assert len(requested) <= 4 * config.reads_per_track
+    assert [vehicle.read.text for vehicle in tracker.flush()] == ["AB12CDE"]
+
+
+def test_a_track_that_never_reads_stops_asking_after_its_attempts():
+    config = TrackingConfig(reads_per_track=2)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    requested = 0
+    for step in range(36):
+        box = approaching_box(step)
+        frame = frame_with(step, [box])
+        for track_id, detection in tracker.update(frame, [Detection(box=box, score=0.9)]):
+            requested += 1
+            tracker.add_read(track_id, frame, detection, None)
+    assert 0 < requested <= 4 * config.reads_per_track
+    assert tracker.flush() == []
