@@ -33,6 +33,7 @@ from tqdm import tqdm
 from benchmarks.footageset import Clip, FootageError, FootageSet, load_footage_set
 from benchmarks.report import RunResult, update_readme, write_report
 from benchmarks.scoring import HotlistLookup, ObservedAlert, ObservedHit, ObservedRead, score_run
+from benchmarks.throughput import FAST_REPLAY_QUEUE
 from edge.config import ConfigError, EdgeConfig, parse_config, resolve_paths
 from edge.hotlist import HotlistError, load_hotlists
 from edge.pipeline import Pipeline
@@ -149,9 +150,16 @@ def clip_config(
     if footage.config_overlay is not None:
         raw = _merge(raw, _read_yaml(footage.config_overlay))
     template = (raw.get("cameras") or [{}])[0]
-    raw["cameras"] = [
-        {**template, "id": clip.name, "source": str(clip.video), "pacing": pacing, "loop": False}
-    ]
+    camera = {
+        **template,
+        "id": clip.name,
+        "source": str(clip.video),
+        "pacing": pacing,
+        "loop": False,
+    }
+    if pacing == "fast":
+        camera["queue_size"] = FAST_REPLAY_QUEUE
+    raw["cameras"] = [camera]
     hotlists = raw.setdefault("hotlists", {})
     hotlists["paths"] = [str(footage.hotlist)] if footage.hotlist is not None else []
     raw["alerts"] = {

@@ -50,7 +50,6 @@ from edge.keys import write_keypair
 from edge.pipeline import Pipeline
 from edge.types import Activation, VehicleRead
 
-
 FAST_REPLAY_QUEUE = 2
 """Frames decoded ahead in fast replay: one being processed, the next one ready."""
 

@@ -266,7 +266,9 @@ class TextLineDetector:
             stacked.append(((x, y, w, h / 2, score), (x, y + h / 2, w, h / 2, score)))
         detections = []
         for upper, lower in stacked:
-            line_boxes = tuple(self.shape.plate_box(*line[:4], bgr.shape) for line in (upper, lower))
+            line_boxes = tuple(
+                self.shape.plate_box(*line[:4], bgr.shape) for line in (upper, lower)
+            )
             score = round(min((upper[4] + lower[4]) / 2, 1.0), 4)
             detections.append(Detection(_union(line_boxes), score, lines=line_boxes))
         for x, y, w, h, score in single:

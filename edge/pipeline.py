@@ -88,15 +88,14 @@ def side_by_side(lines: Sequence[np.ndarray]) -> np.ndarray:
 
 def _moved(detection: Detection, dx: int, dy: int) -> Detection:
     """The detection shifted by (dx, dy): from a part's coordinates to the full frame's."""
+
     def shift(box: Box) -> Box:
         return (box[0] + dx, box[1] + dy, box[2], box[3])
 
     return Detection(shift(detection.box), detection.score, tuple(map(shift, detection.lines)))
 
 
-def _clip_boxes(
-    boxes: Sequence[Box], offset: tuple[int, int], size: tuple[int, int]
-) -> list[Box]:
+def _clip_boxes(boxes: Sequence[Box], offset: tuple[int, int], size: tuple[int, int]) -> list[Box]:
     """Full-frame boxes moved into a crop at `offset` of `size`, clipped; empty ones dropped."""
     dx, dy = offset
     width, height = size
@@ -210,9 +209,7 @@ class CameraWorker:
             if camera.calibration
             else default_calibration(camera.id)
         )
-        self.finder = PlateFinder(
-            detector, reader, config.reader.min_confidence, self.calibration
-        )
+        self.finder = PlateFinder(detector, reader, config.reader.min_confidence, self.calibration)
         self.motion = MotionGate(self.calibration) if config.tracking.motion_gate else None
         self.tracker = PlateTracker(camera.id, config.tracking, self.calibration)
         self.on_vehicle = on_vehicle
@@ -257,7 +254,9 @@ class CameraWorker:
             try:
                 self._process(frame)
             except Exception:
-                logger.exception("camera %s: frame %d could not be processed", frame.camera_id, frame.index)
+                logger.exception(
+                    "camera %s: frame %d could not be processed", frame.camera_id, frame.index
+                )
         self._emit(self.tracker.flush())
 
     def _process(self, frame: Frame) -> None:
@@ -388,7 +387,9 @@ class Pipeline:
             health = worker.source.health().to_dict()
             unhealthy = not health["connected"] and not health["finished"]
             logger.log(
-                logging.WARNING if unhealthy else logging.DEBUG, "camera health %s", json.dumps(health)
+                logging.WARNING if unhealthy else logging.DEBUG,
+                "camera health %s",
+                json.dumps(health),
             )
             self.publisher.publish_status({"type": "camera_health", **health})
 

@@ -267,10 +267,7 @@ class PlateTracker:
         if track.fused_text is not None or not track.readings or not self.config.early_emit_reads:
             return False
         budget = self.config.reads_per_track
-        spent = (
-            len(track.readings) >= budget
-            or track.reads_answered >= _ATTEMPTS_PER_READ * budget
-        )
+        spent = len(track.readings) >= budget or track.reads_answered >= _ATTEMPTS_PER_READ * budget
         return spent or self._agreed(track)
 
     def _emit(self, track: _Track) -> VehicleRead | None:
@@ -397,7 +394,9 @@ def _corrected(
         # The raw text stays beside its correction: correction can turn a truncated read into
         # another plate, and the hotlist's misread matching needs what was actually seen.
         for candidate in {alternative, correct(alternative)[0]} - {text}:
-            corrected_alternatives[candidate] = max(corrected_alternatives.get(candidate, 0.0), score)
+            corrected_alternatives[candidate] = max(
+                corrected_alternatives.get(candidate, 0.0), score
+            )
     ranked = sorted(corrected_alternatives.items(), key=lambda item: item[1], reverse=True)
     return PlateRead(
         text=text,
