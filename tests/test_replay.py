@@ -20,6 +20,7 @@ from benchmarks.report import (
     write_report,
 )
 from benchmarks.scoring import ObservedAlert, ObservedHit, ObservedRead, score_run
+from benchmarks.throughput import FAST_REPLAY_QUEUE
 from edge.read import DEFAULT_MODEL
 from edge.sources import FrameQueue
 from edge.types import Frame, Marker, MatchKind, Role
@@ -252,7 +253,11 @@ def test_clip_config_runs_each_clip_as_its_own_camera_with_the_sets_hotlist(tmp_
     (camera,) = config.cameras
     assert (camera.id, camera.source, camera.pacing, camera.loop) == (
         "short", str(SHORT / "short.mp4"), "fast", False)  # fmt: skip
-    assert camera.queue_size == 4 and config.reader.min_confidence == 0.4
+    assert camera.queue_size == FAST_REPLAY_QUEUE and config.reader.min_confidence == 0.4
+    realtime = clip_config(
+        base, footage, footage.clips[0], tmp_path, "realtime", tmp_path / "a.yaml"
+    )
+    assert realtime.cameras[0].queue_size == 4  # a camera's own queue when paced as a camera
     assert config.hotlists.paths == [SHORT / "hotlist.csv"]
     assert config.alerts.insecure and config.alerts.bind.startswith("tcp://127.0.0.1:")
     assert config.alerts.journal.parent == tmp_path
