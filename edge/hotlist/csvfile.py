@@ -176,7 +176,8 @@ def _read(path: Path, executor: Executor) -> bytes | mmap.mmap:
         # Private, not mmap's default shared mapping: shared anonymous memory is shmem, which
         # gets no transparent huge pages, and faulting 4 KiB pages in is much of a big load.
         data = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        data.madvise(mmap.MADV_HUGEPAGE)
+        if hasattr(mmap, "MADV_HUGEPAGE"):  # Linux
+            data.madvise(mmap.MADV_HUGEPAGE)
         view = memoryview(data)
 
         def read_piece(start: int) -> int:
