@@ -49,6 +49,10 @@ AlertCallback = Callable[[Activation, str, float], None]
 _CROP_MARGIN = 0.08
 """Fraction of the box width/height added around a detection before reading."""
 
+_LIVE_BACKLOG_FRAMES = 1
+"""Frames a live camera's worker may fall behind before it skips detection to catch up: one,
+because a full search can take longer than a frame and the cheaper tracked-only searches after
+it catch up (see `tracking.full_search_every`)."""
 _MAX_TWO_LINE_CHARS = 8
 """Two-line plates hold at most this many characters (UK 7): more is two lines of other text."""
 _TWO_LINE_MIN_CONFIDENCE = 0.5
@@ -216,7 +220,8 @@ class CameraWorker:
         self.keeps_up_with_live = not (
             source_kind(camera.source) is SourceKind.FILE and camera.pacing == "fast"
         )
-        """Live and real-time sources detect on the newest frame only; fast replay on every frame."""
+        """Live and real-time sources skip detection when they fall behind; fast replay detects
+        on every frame."""
         self.frames_processed = 0
         self.frames_skipped_still = 0
         self.frames_skipped_busy = 0
@@ -261,8 +266,8 @@ class CameraWorker:
 
     def _process(self, frame: Frame) -> None:
         self.frames_processed += 1
-        if self.keeps_up_with_live and len(self.queue) > 0:
-            # A newer frame is waiting: detecting on this one would only add latency.
+        if self.keeps_up_with_live and len(self.queue) > _LIVE_BACKLOG_FRAMES:
+            # Newer frames are waiting: detecting on this one would only add latency.
             self.frames_skipped_busy += 1
         else:
             moving = self.motion.moving_regions(frame.image) if self.motion is not None else None
