@@ -47,7 +47,14 @@ ReadCallback = Callable[[VehicleRead], None]
 AlertCallback = Callable[[Activation, str, float], None]
 
 _CROP_MARGIN = 0.08
-"""Fraction of the box width/height added around a detection before reading."""
+"""Fraction of the box width (twice that of its height) added around a detection before
+reading."""
+_VIEW_MARGINS = (_CROP_MARGIN, _CROP_MARGIN / 2, _CROP_MARGIN * 1.5)
+"""A one-line plate is read from three crops of its box (`Reader.read_views`): a single crop's
+framing (a bolt or frame edge at a side, a character cut short) misleads the reader more often
+than three agreeing ones. Measured end to end on the shared photos with the bundled reader
+(models/README.md): exact reads 72 -> 80 % held out, 88 -> 92 % on the reader's training photos;
+synthetic UK plates 87 -> 89 %."""
 
 _LIVE_BACKLOG_FRAMES = 1
 """Frames a live camera's worker may fall behind before it skips detection to catch up: one,
@@ -59,19 +66,19 @@ _TWO_LINE_MIN_CONFIDENCE = 0.5
 """Two stacked lines read side by side are taken for one plate from this confidence up."""
 
 
-def reading_box(box: Box, image_shape: tuple[int, ...]) -> Box:
+def reading_box(box: Box, image_shape: tuple[int, ...], margin: float = _CROP_MARGIN) -> Box:
     """The detection's box with the small margin the reader is given, clipped to the image."""
     x, y, w, h = box
-    mx, my = int(w * _CROP_MARGIN) + 1, int(h * _CROP_MARGIN * 2) + 1
+    mx, my = int(w * margin) + 1, int(h * margin * 2) + 1
     height, width = image_shape[:2]
     x0, y0 = max(0, x - mx), max(0, y - my)
     x1, y1 = min(width, x + w + mx), min(height, y + h + my)
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def plate_crop(image: np.ndarray, box: Box) -> np.ndarray:
+def plate_crop(image: np.ndarray, box: Box, margin: float = _CROP_MARGIN) -> np.ndarray:
     """The detection's crop with a small margin, clipped to the image."""
-    x, y, w, h = reading_box(box, image.shape)
+    x, y, w, h = reading_box(box, image.shape, margin)
     return image[y : y + h, x : x + w]
 
 
@@ -159,7 +166,8 @@ class PlateFinder:
         if detection.lines:
             read = self._read_two_lines(image, detection)
         else:
-            read = self.reader.read(self._crop(image, detection.box))
+            views = [self._crop(image, detection.box, margin) for margin in _VIEW_MARGINS]
+            read = self.reader.read_views(views)
         if read is None or read.confidence < self.min_confidence or not read.text:
             return None
         return read
@@ -181,8 +189,8 @@ class PlateFinder:
         reads = [read for read in map(self.reader.read, crops) if read is not None]
         return max(reads, key=lambda read: read.confidence, default=None)
 
-    def _crop(self, image: np.ndarray, box: Box) -> np.ndarray:
-        return self.calibration.rectify_plate(plate_crop(image, box))
+    def _crop(self, image: np.ndarray, box: Box, margin: float = _CROP_MARGIN) -> np.ndarray:
+        return self.calibration.rectify_plate(plate_crop(image, box, margin))
 
     def find(self, image: np.ndarray) -> list[PlateFinding]:
         """Every plate read in a still image, most confident first."""

@@ -7,6 +7,7 @@ source -> Frame -> detect -> Detection -> read -> PlateRead -> track -> VehicleR
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -68,6 +69,10 @@ class Detector(Protocol):
 class Reader(Protocol):
     def read(self, crop: np.ndarray) -> PlateRead | None:
         """Read one plate crop (BGR); None when nothing legible is found."""
+        ...
+
+    def read_views(self, crops: Sequence[np.ndarray]) -> PlateRead | None:
+        """Read one plate from several crops of it (BGR, e.g. cut with different margins)."""
         ...
 
 

@@ -16,6 +16,8 @@ from edge.read import (
     OnnxReader,
     char_confidences,
     ctc_greedy,
+    ctc_log_likelihoods,
+    fuse_views,
     make_reader,
     plate_read_from_probs,
     preprocess,
@@ -176,6 +178,89 @@ def test_correction_and_alternatives_use_the_probabilities() -> None:
     confidences = [c for _, c in read.alternatives]
     assert confidences == sorted(confidences, reverse=True)
     assert all(0 < c <= 1 for c in confidences)
+
+
+def _three_symbol_output(rng: np.random.Generator, columns: int) -> np.ndarray:
+    """A random model output in which only blank, 'A' and 'B' have any probability."""
+    out = np.zeros((columns, len(ALPHABET) + 1))
+    out[:, [0, ALPHABET.index("A") + 1, ALPHABET.index("B") + 1]] = rng.dirichlet(
+        [1, 1, 1], columns
+    )
+    return out
+
+
+def test_ctc_likelihood_sums_every_alignment() -> None:
+    """Against brute force: every path of blank/A/B over 6 columns, collapsed to its text."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    outputs = np.stack([_three_symbol_output(rng, 6) for _ in range(2)])
+    symbols = (0, ALPHABET.index("A") + 1, ALPHABET.index("B") + 1)
+    expected: dict[str, np.ndarray] = {}
+    for path in itertools.product(symbols, repeat=6):
+        text = "".join(
+            ALPHABET[k - 1] for t, k in enumerate(path) if k and (t == 0 or path[t - 1] != k)
+        )
+        p = np.prod([outputs[:, t, k] for t, k in enumerate(path)], axis=0)
+        expected[text] = expected.get(text, 0.0) + p
+    texts = sorted(expected, key=len)
+    with np.errstate(divide="ignore"):
+        found = np.exp(ctc_log_likelihoods(np.log(outputs), texts))
+    assert np.allclose(found, np.stack([expected[t] for t in texts], axis=1))
+    assert np.allclose(found.sum(axis=1), 1.0)  # every text the paths can spell, and no other
+
+
+def test_views_outvote_one_views_misread() -> None:
+    agreeing = [_probs("-A-B-1-2-C-D-E-"), _probs("A-B-1-2-C-D-E--")]
+    # One view sees a bolt beside the plate as an extra '1', and is sure of it.
+    misled = _probs("1-A-B-1-2-C-D-E", peak=0.99)
+    assert plate_read_from_probs(*ctc_greedy(misled)).text == "1AB12CDE"
+    read = fuse_views([misled, *agreeing])
+    assert (read.text, read.plate_format) == ("AB12CDE", "current")
+    assert len(read.char_confidences) == 7 and 0 < read.confidence <= 1
+
+
+def test_views_prefer_a_uk_format_only_when_nearly_as_likely() -> None:
+    def views(runner_up: float) -> list[np.ndarray]:
+        out = []
+        for path in ("-A-B-1-Z-C-D-E-", "A-B-1-Z-C-D-E--"):
+            probs = _probs(path)
+            column = path.index("Z")
+            probs[column, ALPHABET.index("2") + 1] = runner_up
+            probs[column] /= probs[column].sum()
+            out.append(probs)
+        return out
+
+    # '2' (which the format wants) nearly as likely as 'Z': the UK reading.
+    assert fuse_views(views(0.6)).text == "AB12CDE"
+    # Far less likely than 'Z' in every view: kept as read, flagged as fitting no format.
+    far = fuse_views(views(0.01))
+    assert (far.text, far.plate_format) == ("AB1ZCDE", None)
+    assert "AB12CDE" in {alt for alt, _ in far.alternatives}
+
+
+def test_a_single_view_reads_as_read_does() -> None:
+    probs = _probs("-A-B-1-Z-C-D-E-")
+    probs[7, ALPHABET.index("2") + 1] = 0.08
+    assert fuse_views([probs]) == plate_read_from_probs(*ctc_greedy(probs))
+    assert fuse_views([_probs("-----")]) is None
+
+
+@needs_font
+def test_read_views_reads_rendered_plates_at_several_margins(reader: OnnxReader) -> None:
+    from benchmarks.synthetic.render import random_uk_vrm, render_plate
+
+    rng = np.random.default_rng(12)
+    vrms = [random_uk_vrm(rng) for _ in range(20)]
+    correct = 0
+    for vrm in vrms:
+        scene = _camera_view(render_plate(vrm, char_height_px=36, rng=rng), rng)
+        h, w = scene.shape[:2]
+        views = [scene, scene[h // 10 : h - h // 10, w // 30 : w - w // 30], scene[:, : w - 1]]
+        read = reader.read_views(views)
+        correct += read is not None and read.text == vrm
+    assert correct >= 18, correct
+    assert reader.read_views([np.zeros((2, 2, 3), np.uint8)]) is None
 
 
 def test_make_reader_defaults_to_the_bundled_model() -> None:

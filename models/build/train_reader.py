@@ -74,6 +74,17 @@ class Crnn(nn.Module):
             nn.ReLU(),
             nn.Conv1d(128, classes, 1),
         )
+        self.register_buffer("norms_frozen", torch.tensor(False))
+        """True once started from an export (`load_onnx_weights`): the batch norms then keep
+        their stored statistics in training too. A buffer, so that checkpoints carry it."""
+
+    def train(self, mode: bool = True) -> Crnn:
+        super().train(mode)
+        if bool(self.norms_frozen):
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 32, 128) in -1..1 -> (N, 32, classes) logits; class 0 is the CTC blank."""
@@ -89,6 +100,32 @@ class Probabilities(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x).softmax(-1)
+
+
+def load_onnx_weights(model: Crnn, path: Path) -> None:
+    """Start from an exported reader (the committed models/reader.onnx) when no checkpoint is at
+    hand: the export folded each batch norm into the convolution before it, so the convolutions
+    take the folded weights and the batch norms become identities with the folded biases, whose
+    statistics then stay frozen (`Crnn.norms_frozen`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    conv2d = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for node, conv, norm in zip(convs, conv2d, norms, strict=False):
+            conv.weight.copy_(weights[node.input[1]])
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(weights[node.input[2]])
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+    sequence = {k.removeprefix("model.sequence."): v for k, v in weights.items() if "sequence" in k}
+    model.sequence.load_state_dict(sequence)
+    model.norms_frozen.fill_(True)
+    model.train(model.training)
 
 
 def encode(text: str) -> list[int]:
@@ -156,10 +193,11 @@ def evaluate_synthetic(model: Crnn, seed: int = 12345, count: int = 512) -> floa
     rng = np.random.default_rng(seed)
     plates = [on_background(render_uk_plate(rng), rng, []) for _ in range(count)]
     images = torch.from_numpy(np.stack([preprocess(augmented_crop(p, rng)) for p in plates]))
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         texts = greedy(model(images).softmax(-1).numpy())
-    model.train()
+    model.train(was_training)
     return float(np.mean([t == p.text for t, p in zip(texts, plates, strict=True)]))
 
 
@@ -205,6 +243,9 @@ def train(args: argparse.Namespace) -> None:
     if args.resume and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint))
         logger.info("resumed from %s", checkpoint)
+    elif args.init_from_onnx:
+        load_onnx_weights(model, args.init_from_onnx)
+        logger.info("started from %s (batch norms folded and frozen)", args.init_from_onnx)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     budget_s = args.minutes * 60
@@ -253,6 +294,13 @@ def main() -> None:
         "--start-strength", type=float, default=0.15, help="Augmentation strength at the start."
     )
     parser.add_argument("--resume", action="store_true", help="Start from the last checkpoint.")
+    parser.add_argument(
+        "--init-from-onnx",
+        type=Path,
+        default=None,
+        help="Start from an exported reader (e.g. models/reader.onnx) instead of a checkpoint; "
+        "with --resume, only when no checkpoint exists. Batch norms stay frozen.",
+    )
     parser.add_argument("--export-only", action="store_true", help="Export the last checkpoint.")
     parser.add_argument("--out", type=Path, default=MODELS / "reader.onnx")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
