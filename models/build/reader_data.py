@@ -122,9 +122,16 @@ def render_other_plate(rng: np.random.Generator, backgrounds: list[np.ndarray]) 
     """A non-UK style plate (EU, US-like): other fonts, colours, clutter; varied aspect ratio."""
     text = _random_text(rng)
     spaced = text
+    seals_at = None
     if rng.random() < 0.6:
         cut = int(rng.integers(1, len(text)))
-        spaced = text[:cut] + rng.choice([" ", "-", " ", "  "]) + text[cut:]
+        if rng.random() < 0.35:
+            # Registration seals or a round emblem between the groups (German, Czech, ...
+            # plates): wide spaces now, the seals drawn into the gap below.
+            spaced = text[:cut] + "   " + text[cut:]
+            seals_at = cut
+        else:
+            spaced = text[:cut] + rng.choice([" ", "-", " ", "  "]) + text[cut:]
     font_path = rng.choice(_OTHER_FONTS + [FONT_PATH])
     font = ImageFont.truetype(str(font_path), int(rng.integers(36, 56)))
     left, top, right, bottom = font.getbbox(spaced)
@@ -153,7 +160,10 @@ def render_other_plate(rng: np.random.Generator, backgrounds: list[np.ndarray]) 
             font=small,
             fill=(255, 255, 255),
         )
-    draw.text((strip_w + pad_x - left, pad_y - top), spaced, font=font, fill=ink)
+    text_x, text_y = strip_w + pad_x - left, pad_y - top
+    draw.text((text_x, text_y), spaced, font=font, fill=ink)
+    if seals_at is not None:
+        _draw_seals(draw, rng, font, spaced[: seals_at + 3], (text_x, text_y), text_h)
     if us_like:
         small = ImageFont.truetype(str(rng.choice(_OTHER_FONTS)), max(6, int(pad_y * 0.6)))
         word = "".join(rng.choice(list("ABCDEFGHIJKLMNOPRSTUVWYabcdefghiklmnoprstuvy"), size=8))
@@ -170,6 +180,32 @@ def render_other_plate(rng: np.random.Generator, backgrounds: list[np.ndarray]) 
         draw.rectangle((1, 1, width - 2, height - 2), outline=ink, width=int(rng.integers(1, 4)))
     image = np.asarray(canvas)[..., ::-1]
     return LabelledPlate(np.ascontiguousarray(image), _box_quad(0, 0, width, height), text)
+
+
+def _draw_seals(
+    draw: ImageDraw.ImageDraw,
+    rng: np.random.Generator,
+    font: ImageFont.FreeTypeFont,
+    before_and_gap: str,
+    origin: tuple[float, float],
+    text_h: int,
+) -> None:
+    """One or two small coloured discs (seals, emblems) in the gap ending `before_and_gap`:
+    round marks that are no characters, which a reader must not read as O, 0 or 8."""
+    gap_left = origin[0] + font.getlength(before_and_gap[:-3])
+    gap_right = origin[0] + font.getlength(before_and_gap)
+    centre_x = (gap_left + gap_right) / 2
+    top = origin[1] + font.getbbox(before_and_gap)[1]
+    count = int(rng.integers(1, 3))
+    radius = min(gap_right - gap_left, text_h / count) * rng.uniform(0.3, 0.45)
+    for i in range(count):
+        centre_y = top + text_h * (i + 0.5) / count
+        colour = tuple(int(v) for v in rng.uniform(0, 255, 3))
+        draw.ellipse(
+            (centre_x - radius, centre_y - radius, centre_x + radius, centre_y + radius),
+            fill=colour,
+            outline=tuple(int(v) for v in rng.uniform(0, 255, 3)),
+        )
 
 
 def render_uk_plate(rng: np.random.Generator) -> LabelledPlate:
