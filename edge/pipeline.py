@@ -60,6 +60,9 @@ _LIVE_BACKLOG_FRAMES = 1
 """Frames a live camera's worker may fall behind before it skips detection to catch up: one,
 because a full search can take longer than a frame and the cheaper tracked-only searches after
 it catch up (see `tracking.full_search_every`)."""
+MIN_PLATE_CHARS = 2
+"""Shorter reads are no registration (the shortest, e.g. UK dateless 'A 1', have two
+characters): a lone character is a fragment of a plate or of other text."""
 _MAX_TWO_LINE_CHARS = 8
 """Two-line plates hold at most this many characters (UK 7): more is two lines of other text."""
 _TWO_LINE_MIN_CONFIDENCE = 0.5
@@ -168,7 +171,11 @@ class PlateFinder:
         else:
             views = [self._crop(image, detection.box, margin) for margin in _VIEW_MARGINS]
             read = self.reader.read_views(views)
-        if read is None or read.confidence < self.min_confidence or not read.text:
+        if (
+            read is None
+            or read.confidence < self.min_confidence
+            or len(read.text) < MIN_PLATE_CHARS
+        ):
             return None
         return read
 

@@ -11,6 +11,7 @@ from edge.config import DetectorConfig, ReaderConfig
 from edge.detect import make_detector
 from edge.pipeline import PlateFinder
 from edge.read import make_reader
+from edge.types import Detection
 
 
 def street(width: int = 1280, height: int = 720) -> np.ndarray:
@@ -55,6 +56,17 @@ def test_only_plates_inside_the_moving_regions_are_found_and_read(finder):
     assert found and all(centre_inside(d.box, around_right) for d in found)
     reads = [finder.read(image, d) for d in found]
     assert "XY61ZZT" in {r.text for r in reads if r is not None}
+
+
+@pytest.mark.parametrize(("text", "expected"), [("N", None), ("7", None), ("A1", "A1")])
+def test_a_lone_character_is_no_plate(finder, text, expected):
+    image = street()
+    box = with_plate(image, text, (300, 300))
+    assert (
+        finder.reader.read(image[box[1] : box[1] + box[3], box[0] : box[0] + box[2]]).text == text
+    )
+    read = finder.read(image, Detection(box=box, score=1.0))
+    assert (read and read.text) == expected
 
 
 def test_regions_outside_the_region_of_interest_find_nothing():
