@@ -18,10 +18,9 @@ from typing import Annotated, Literal
 
 import cv2
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.config import ConfigError, DetectorConfig, read_yaml
+from edge.config import ConfigError, DetectorConfig, format_validation_error, read_yaml
 from edge.types import Box, Detection
 
 logger = logging.getLogger(__name__)
@@ -208,44 +207,17 @@ def load_calibration(path: Path, *, camera_id: str | None = None) -> Calibration
     try:
         parsed = _CalibrationFile.model_validate(raw)
     except ValidationError as error:
-        raise CalibrationError(_describe(path, text, error)) from None
+        raise CalibrationError(
+            format_validation_error(
+                path, error, text=text, what="calibration", reference="calibration/README.md"
+            )
+        ) from None
     if camera_id is not None and parsed.camera_id != camera_id:
         raise CalibrationError(
             f"{path}: camera_id is {parsed.camera_id!r} but the file is configured for camera "
             f"{camera_id!r}"
         )
     return parsed.to_calibration()
-
-
-def _describe(path: Path, text: str, error: ValidationError) -> str:
-    lines = [f"{path}: invalid calibration"]
-    for item in error.errors():
-        loc = [part for part in item["loc"] if not (isinstance(part, str) and "[" in part)]
-        where = ".".join(str(part) for part in loc) or "(top level)"
-        line = _line_of(text, loc)
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (see calibration/README.md)"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        lines.append(f"  line {line}: {where}: {message}" if line else f"  {where}: {message}")
-    return "\n".join(lines)
-
-
-def _line_of(text: str, loc: Sequence[str | int]) -> int | None:
-    """1-based line of the YAML node at `loc` (or of its nearest existing parent)."""
-    node = yaml.compose(text)
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == key), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            child = node.value[key]
-        else:
-            child = None
-        if child is None:
-            break
-        node = child
-    return None if node is None else node.start_mark.line + 1
 
 
 def _local_linear_map(homography: np.ndarray) -> np.ndarray:

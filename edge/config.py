@@ -6,6 +6,7 @@ Relative paths in the file are resolved against the directory holding the config
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,7 +35,8 @@ class CameraConfig(_Section):
     )
     loop: bool = Field(default=False, description="For video files: start again at the end.")
     calibration: Path | None = Field(
-        default=None, description="Per-camera calibration YAML (region of interest, plate size, direction)."
+        default=None,
+        description="Per-camera calibration YAML (region of interest, plate size, direction).",
     )
     queue_size: int = Field(
         default=8, ge=1, le=1000, description="Frames buffered before the oldest is dropped."
@@ -77,7 +79,8 @@ class DetectorConfig(_Section):
 
 class ReaderConfig(_Section):
     backend: Literal["onnx", "easyocr"] = Field(
-        default="onnx", description="'onnx': bundled plate reader; 'easyocr': optional reference reader."
+        default="onnx",
+        description="'onnx': bundled plate reader; 'easyocr': optional reference reader.",
     )
     model: Path | None = Field(
         default=None, description="ONNX reader model; the bundled models/reader.onnx when empty."
@@ -92,7 +95,9 @@ class TrackingConfig(_Section):
         default=0.2, gt=0.0, le=1.0, description="Minimum box overlap to continue a track."
     )
     max_gap_s: float = Field(
-        default=1.0, gt=0, description="A track unseen for this long is finished and its read emitted."
+        default=1.0,
+        gt=0,
+        description="A track unseen for this long is finished and its read emitted.",
     )
     reads_per_track: int = Field(
         default=5,
@@ -178,7 +183,8 @@ class ConsoleKey(_Section):
 
 class AlertsConfig(_Section):
     bind: str = Field(
-        default="tcp://127.0.0.1:5556", description="Where the daemon serves consoles (ZeroMQ endpoint)."
+        default="tcp://127.0.0.1:5556",
+        description="Where the daemon serves consoles (ZeroMQ endpoint).",
     )
     insecure: bool = Field(
         default=False, description="Plain-text transport, no CURVE: only for local demos."
@@ -190,7 +196,8 @@ class AlertsConfig(_Section):
         default_factory=list, description="Enrolled consoles: public key bound to a role."
     )
     journal: Path = Field(
-        default=Path("var/journal.sqlite"), description="SQLite journal of every alert, written before sending."
+        default=Path("var/journal.sqlite"),
+        description="SQLite journal of every alert, written before sending.",
     )
     journal_sync: Literal["normal", "full"] = Field(
         default="normal",
@@ -226,7 +233,9 @@ class AlertsConfig(_Section):
         for what, values in (("name", names), ("public_key", keys)):
             repeated = sorted({str(v) for v in values if values.count(v) > 1})
             if repeated:
-                raise ValueError(f"each console needs its own {what}; repeated: {', '.join(repeated)}")
+                raise ValueError(
+                    f"each console needs its own {what}; repeated: {', '.join(repeated)}"
+                )
         return self
 
 
@@ -296,26 +305,58 @@ def resolve_paths(raw: object, base: Path) -> object:
     return raw
 
 
-def format_validation_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
+def format_validation_error(
+    path: Path,
+    error: ValidationError,
+    *,
+    text: str | None = None,
+    what: str = "configuration",
+    reference: str = "the config reference in README.md",
+) -> str:
+    """One line per problem: its line in the file (when `text`, the file's YAML, is given), the
+    key's path and what is wrong."""
+    lines = [f"{path}: invalid {what}"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        # pydantic names validator steps in the location ("function-after[...]"): not keys.
+        loc = [part for part in item["loc"] if not (isinstance(part, str) and "[" in part)]
+        where = ".".join(str(part) for part in loc) or "(top level)"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling against the config reference in README.md)"
+            message = f"unknown key (check the spelling against {reference})"
         elif item["type"] == "missing":
             message = "required key is missing"
-        lines.append(f"  {where}: {message}")
+        line = yaml_line(text, loc) if text is not None else None
+        lines.append(f"  line {line}: {where}: {message}" if line else f"  {where}: {message}")
     return "\n".join(lines)
 
 
-def parse_config(raw: object, source: Path) -> EdgeConfig:
+def yaml_line(text: str, loc: Sequence[str | int]) -> int | None:
+    """1-based line of the YAML node at `loc` (or of its nearest existing parent)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            child = node.value[key]
+        else:
+            child = None
+        if child is None:
+            break
+        node = child
+    return None if node is None else node.start_mark.line + 1
+
+
+def parse_config(raw: object, source: Path, text: str | None = None) -> EdgeConfig:
+    """The validated config from parsed YAML; `text`, the file's YAML, puts lines in errors."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
     try:
         return EdgeConfig.model_validate(resolve_paths(raw, source.parent))
     except ValidationError as error:
-        raise ConfigError(format_validation_error(source, error)) from None
+        raise ConfigError(format_validation_error(source, error, text=text)) from None
 
 
 def read_yaml(
@@ -337,8 +378,8 @@ def read_yaml(
 
 def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
-    _, raw = read_yaml(path, "config")
-    return parse_config(raw, path)
+    text, raw = read_yaml(path, "config")
+    return parse_config(raw, path, text)
 
 
 def config_reference() -> str:

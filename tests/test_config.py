@@ -49,8 +49,16 @@ def test_misspelt_key_is_named(tmp_path):
         load_config(path)
     message = str(error.value)
     assert str(path) in message
-    assert "reader.min_confidnce" in message
-    assert "unknown key" in message
+    assert "line 7: reader.min_confidnce: unknown key" in message
+
+
+def test_a_bad_value_in_a_list_is_named_with_its_line(tmp_path):
+    text = (
+        "cameras:\n  - id: a\n    source: x.mp4\n  - id: b\n    source: y.mp4\n    pacing: slow\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text + "alerts: {insecure: true}\n"))
+    assert "line 6: cameras.1.pacing: Input should be 'realtime' or 'fast'" in str(error.value)
 
 
 def test_bad_value_is_named_with_its_bounds(tmp_path):
