@@ -184,15 +184,19 @@ class PlateFinder:
         read as one (a US plate's state name above its characters looks like two lines; a
         square blob may be a one-line plate seen whole), the most confident read of the whole
         box or of either line."""
-        lines = [self._crop(image, line) for line in detection.lines]
-        joined = self.reader.read(side_by_side(lines))
+        joined = self.reader.read_views(
+            [
+                side_by_side([self._crop(image, line, margin) for line in detection.lines])
+                for margin in _VIEW_MARGINS
+            ]
+        )
         if (
             joined is not None
             and joined.confidence >= _TWO_LINE_MIN_CONFIDENCE
             and len(joined.text) <= _MAX_TWO_LINE_CHARS
         ):
             return joined
-        crops = [self._crop(image, detection.box), *lines]
+        crops = [self._crop(image, box) for box in (detection.box, *detection.lines)]
         reads = [read for read in map(self.reader.read, crops) if read is not None]
         return max(reads, key=lambda read: read.confidence, default=None)
 
@@ -468,6 +472,9 @@ def read_images(images: Sequence[Path], *, as_json: bool, config_path: Path | No
                 "text": f.read.text,
                 "confidence": round(f.read.confidence, 4),
                 "box": [int(v) for v in f.detection.box],
+                "uk_format": f.read.plate_format,
+                "char_confidences": [round(c, 4) for c in f.read.char_confidences],
+                "alternatives": [[text, round(c, 4)] for text, c in f.read.alternatives],
             }
             for f in finder.find(image)
         ]

@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from benchmarks.synthetic.render import render_plate
 from edge.cli import main
@@ -37,6 +38,10 @@ def test_json_gives_one_object_per_image_with_the_plate_text_and_box(tmp_path, c
     best = found["plates"][0]
     assert best["text"] == "OP01FNH"
     assert 0 < best["confidence"] <= 1
+    assert best["uk_format"] == "current"
+    assert len(best["char_confidences"]) == 7
+    assert best["confidence"] == pytest.approx(np.prod(best["char_confidences"]), abs=1e-3)
+    assert all(text != "OP01FNH" and 0 < c <= 1 for text, c in best["alternatives"])
     bx, by, bw, bh = best["box"]
     assert abs((bx + bw / 2) - (x + w / 2)) < w / 4 and abs((by + bh / 2) - (y + h / 2)) < h
     confidences = [p["confidence"] for p in found["plates"]]
