@@ -5,8 +5,10 @@
 
 Each FOLDER holds photos and one NAME.txt per photo, each line tab-separated
 `IMAGE_FILE x y width height PLATE_TEXT` (the format of ../shared/data/README.md). Photos go
-through the daemon's own PlateFinder (detector, plate crop with margin, rectification, reader)
-with the default calibration (whole frame). A labelled plate counts as detected when a
+through the daemon's own PlateFinder (detector, plate crops with margins, rectification, reader)
+with the default calibration (whole frame), set up for stills as `anpr-edge read` is
+(`detector.still_input_long_side`, or --input-long-side); the 1280x720 frames for the per-frame
+timing as the daemon sets it up for live video (`detector.input_long_side`). A labelled plate counts as detected when a
 detection overlaps its box with IoU >= 0.3; its predicted text is the most confident read among
 those detections.
 
@@ -260,9 +262,11 @@ def evaluate(
     min_confidence: float,
     split: str = "all",
     frame_sample: int = FRAME_SAMPLE,
+    frame_finder: PlateFinder | None = None,
 ) -> dict:
     """Every labelled plate of `folders` through `finder` (built with min_confidence 0, so that
-    accuracy can be given both at `min_confidence` and at any confidence)."""
+    accuracy can be given both at `min_confidence` and at any confidence); the 1280x720 frames
+    through `frame_finder` (the daemon's live-video set-up), `finder` when None."""
     keep = split_filter(split)
     outcomes: dict[str, list[PlateOutcome]] = {}
     for folder in folders:
@@ -272,7 +276,7 @@ def evaluate(
     everything = [o for folder_outcomes in outcomes.values() for o in folder_outcomes]
     paths = [p.image_path for folder in folders for p in load_labels(folder) if keep(folder, p)]
     sample = paths[:: max(1, len(paths) // frame_sample)][:frame_sample] if frame_sample else []
-    frame_times = frame_ms(finder, [_image(path) for path in sample])
+    frame_times = frame_ms(frame_finder or finder, [_image(path) for path in sample])
     return {
         "split": split,
         "min_confidence": min_confidence,
@@ -346,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reader", choices=["onnx", "easyocr"], default="onnx")
     parser.add_argument("--detector", choices=["default", "text", "morphology"], default="default")
     parser.add_argument("--input-long-side", type=int, default=None,
-                        help="Text detector input size (default: the config default).")  # fmt: skip
+                        help="Text detector input size for the photos (default: the config's "
+                        "still_input_long_side).")  # fmt: skip
     parser.add_argument("--split", choices=["all", "heldout", "train"], default="all",
                         help="'heldout': photos the reader did not train on; 'train': those it did.")  # fmt: skip
     parser.add_argument("--frame-sample", type=int, default=FRAME_SAMPLE,
@@ -367,22 +372,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     detector_options = {"backend": args.detector}
     if args.input_long_side:
-        detector_options["input_long_side"] = args.input_long_side
+        detector_options["still_input_long_side"] = args.input_long_side
+    detector_config = DetectorConfig(**detector_options)
     reader_config = ReaderConfig(backend=args.reader)
-    finder = PlateFinder(
-        make_detector(DetectorConfig(**detector_options)),
-        make_reader(reader_config),
-        0.0,
-        default_calibration("read_eval"),
+    reader = make_reader(reader_config)
+    calibration = default_calibration("read_eval")
+    photo_finder = PlateFinder(
+        make_detector(detector_config, stills=True), reader, 0.0, calibration
     )
+    frame_finder = PlateFinder(make_detector(detector_config), reader, 0.0, calibration)
     try:
         report = evaluate(
-            folders, finder, reader_config.min_confidence, args.split, args.frame_sample
+            folders,
+            photo_finder,
+            reader_config.min_confidence,
+            args.split,
+            args.frame_sample,
+            frame_finder,
         )
     except LabelError as error:
         print(f"read_eval: {error}", file=sys.stderr)
         return 2
-    report["detector"] = DetectorConfig(**detector_options).model_dump(mode="json")
+    report["detector"] = detector_config.model_dump(mode="json")
     report["reader"] = reader_config.model_dump(mode="json")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,32 +60,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anpr-edge", description="Number-plate recognition daemon for a parked ANPR vehicle."
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv: debug).")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="More log output (-vv: debug)."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="Run the daemon: cameras -> plates -> hotlists -> alerts.")
+    run = commands.add_parser(
+        "run", help="Run the daemon: cameras -> plates -> hotlists -> alerts."
+    )
     run.add_argument("--config", required=True, type=Path, help="YAML config file (see edge.yaml).")
-    run.add_argument("--max-seconds", type=float, default=None, help="Stop after this long (testing).")
+    run.add_argument(
+        "--max-seconds", type=float, default=None, help="Stop after this long (testing)."
+    )
     run.set_defaults(handler=_cmd_run)
 
     read = commands.add_parser("read", help="Read plates in still images.")
     read.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     read.add_argument("--json", action="store_true", help="One JSON object per line per image.")
-    read.add_argument("--config", type=Path, default=None, help="Take detector/reader settings from here.")
+    read.add_argument(
+        "--config", type=Path, default=None, help="Take detector/reader settings from here."
+    )
     read.set_defaults(handler=_cmd_read)
 
-    console = commands.add_parser("console", help="Receive and show alerts as a TFC or TSG console.")
+    console = commands.add_parser(
+        "console", help="Receive and show alerts as a TFC or TSG console."
+    )
     console.add_argument("--config", required=True, type=Path)
     console.add_argument("--role", required=True, choices=["tfc", "tsg"])
     console.add_argument("--json", action="store_true", help="One JSON object per line per alert.")
-    console.add_argument("--key", type=Path, default=None, help="This console's CURVE secret key file.")
+    console.add_argument(
+        "--key", type=Path, default=None, help="This console's CURVE secret key file."
+    )
     console.add_argument("--connect", default=None, help="Daemon endpoint (default: alerts.bind).")
-    console.add_argument("--max-alerts", type=int, default=None, help="Exit after this many alerts.")
+    console.add_argument(
+        "--max-alerts", type=int, default=None, help="Exit after this many alerts."
+    )
     console.add_argument("--max-seconds", type=float, default=None, help="Exit after this long.")
     console.set_defaults(handler=_cmd_console)
 
     hotlist = commands.add_parser("hotlist", help="Hotlist tools.")
-    hotlist_commands = hotlist.add_subparsers(dest="hotlist_command", required=True, metavar="ACTION")
+    hotlist_commands = hotlist.add_subparsers(
+        dest="hotlist_command", required=True, metavar="ACTION"
+    )
     check = hotlist_commands.add_parser("check", help="Validate hotlist files and summarise them.")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     check.set_defaults(handler=_cmd_hotlist_check)
@@ -98,11 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     new.set_defaults(handler=_cmd_keys_new)
 
     calibrate = commands.add_parser(
-        "calibrate", help="Suggest a camera calibration from a frame or clip, with an annotated PNG."
+        "calibrate",
+        help="Suggest a camera calibration from a frame or clip, with an annotated PNG.",
     )
     calibrate.add_argument("source", type=Path, help="An image or a video clip from the camera.")
-    calibrate.add_argument("--camera", default="cam1", help="Camera id to write in the calibration.")
-    calibrate.add_argument("--out", type=Path, default=Path("calibration"), help="Output directory.")
+    calibrate.add_argument(
+        "--camera", default="cam1", help="Camera id to write in the calibration."
+    )
+    calibrate.add_argument(
+        "--out", type=Path, default=Path("calibration"), help="Output directory."
+    )
     calibrate.add_argument("--frames", type=int, default=50, help="Frames of a clip to sample.")
     calibrate.set_defaults(handler=_cmd_calibrate)
     return parser

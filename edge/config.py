@@ -72,6 +72,15 @@ class DetectorConfig(_Section):
         "before detection. Characters under about 14 pixels tall after resizing are missed; "
         "time grows with its square (640 takes about half the time of 960 and finds fewer).",
     )
+    still_input_long_side: int = Field(
+        default=1280,
+        ge=128,
+        le=4096,
+        description="'text' backend, still images (`anpr-edge read`): as input_long_side, for "
+        "photos, where there is time to look for smaller plates than in live video (the "
+        "shared photos: 99.6% of plates found at 1280 against 97.8% at 960, in about twice "
+        "the time).",
+    )
     max_detections: int = Field(
         default=8, ge=1, le=64, description="Most candidate boxes per image passed to the reader."
     )

@@ -36,10 +36,10 @@ def _anpr_edge(*args: str) -> list[str]:
 
 def _write_config(keys: Path) -> Path:
     config = {
-        "cameras": [
-            {"id": "demo-cam", "source": str(FOOTAGE / "demo.mp4"), "pacing": "realtime"}
-        ],
-        "hotlists": {"paths": [str(FOOTAGE / "hotlist.csv"), str(REPO / "hotlists" / "sample.csv")]},
+        "cameras": [{"id": "demo-cam", "source": str(FOOTAGE / "demo.mp4"), "pacing": "realtime"}],
+        "hotlists": {
+            "paths": [str(FOOTAGE / "hotlist.csv"), str(REPO / "hotlists" / "sample.csv")]
+        },
         "alerts": {
             "bind": f"tcp://127.0.0.1:{_free_port()}",
             "server_secret_key": str(keys / "daemon.key_secret"),
@@ -73,7 +73,7 @@ def describe(role: str, message: dict) -> str:
     return (
         f"[{role.upper()} console] ALERT for {message['role'].upper()} {label} {read['text']} (conf {read['confidence']:.2f}; "
         f"alternatives {alternatives}) markers={'+'.join(message['markers'])} "
-        f"action=\"{hit['entry']['action']}\" info=\"{hit['entry']['information']}\" "
+        f'action="{hit["entry"]["action"]}" info="{hit["entry"]["information"]}" '
         f"camera={message['camera_id']} at {message['captured_at_iso']}"
         + (f" direction={message['direction']}" if message.get("direction") else "")
         + (f"\n      plate crop: {crop}" if crop else "")
@@ -99,8 +99,11 @@ def main() -> int:
     shutil.rmtree(STATE, ignore_errors=True)
     keys = STATE / "keys"
     for name in ["daemon", *CONSOLE_ROLES]:
-        subprocess.run(_anpr_edge("keys", "new", name, "--dir", str(keys)), check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            _anpr_edge("keys", "new", name, "--dir", str(keys)),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     config = _write_config(keys)
     print(f"demo: config {config.relative_to(REPO)}, footage {FOOTAGE.relative_to(REPO)}/demo.mp4")
 
@@ -108,12 +111,26 @@ def main() -> int:
     received: dict[str, list[dict]] = {}
     for name, role in CONSOLE_ROLES.items():
         process = subprocess.Popen(
-            _anpr_edge("console", "--config", str(config), "--role", role, "--json",
-                       "--key", str(keys / f"{name}.key_secret"), "--max-seconds", "120"),
-            stdout=subprocess.PIPE, text=True, cwd=STATE,
+            _anpr_edge(
+                "console",
+                "--config",
+                str(config),
+                "--role",
+                role,
+                "--json",
+                "--key",
+                str(keys / f"{name}.key_secret"),
+                "--max-seconds",
+                "120",
+            ),
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=STATE,
         )
         received[role] = []
-        follower = threading.Thread(target=_follow, args=(role, process, received[role]), daemon=True)
+        follower = threading.Thread(
+            target=_follow, args=(role, process, received[role]), daemon=True
+        )
         follower.start()
         consoles.append((process, follower))
 

@@ -353,13 +353,14 @@ def _suppress_overlaps(boxes: list[tuple], max_overlap: float = 0.3) -> list[tup
     return [boxes[i] for i in np.array(keep).reshape(-1)]
 
 
-def make_detector(config: DetectorConfig) -> Detector:
-    """The detector backend named in the config ("default" is the best measured one: "text")."""
+def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
+    """The detector backend named in the config ("default" is the best measured one: "text");
+    with `stills`, set up for photos rather than live video (`still_input_long_side`)."""
     if config.backend == "morphology":
         return MorphologyDetector(min_score=config.min_score, max_detections=config.max_detections)
     return TextLineDetector(
         config.model or DEFAULT_TEXT_MODEL,
-        input_long_side=config.input_long_side,
+        input_long_side=config.still_input_long_side if stills else config.input_long_side,
         min_score=config.min_score,
         max_detections=config.max_detections,
     )

@@ -449,7 +449,7 @@ def read_images(images: Sequence[Path], *, as_json: bool, config_path: Path | No
     detector_config = config.detector if config else DetectorConfig()
     reader_config = config.reader if config else ReaderConfig()
     finder = PlateFinder(
-        make_detector(detector_config),
+        make_detector(detector_config, stills=True),
         make_reader(reader_config),
         reader_config.min_confidence,
         default_calibration("still"),

@@ -233,6 +233,14 @@ def test_views_prefer_a_uk_format_only_when_nearly_as_likely() -> None:
 
     # '2' (which the format wants) nearly as likely as 'Z': the UK reading.
     assert fuse_views(views(0.6)).text == "AB12CDE"
+    # Two look-alikes the format fixes (O/0, I/1), each somewhat less likely: the UK reading.
+    two = []
+    for path in ("-A-B-O-I-C-D-E-", "A-B-O-I-C-D-E--"):
+        probs = _probs(path)
+        for letter, digit in (("O", "0"), ("I", "1")):
+            probs[path.index(letter), ALPHABET.index(digit) + 1] = 0.3
+        two.append(probs / probs.sum(axis=1, keepdims=True))
+    assert fuse_views(two).text == "AB01CDE"
     # Far less likely than 'Z' in every view: kept as read, flagged as fitting no format.
     far = fuse_views(views(0.01))
     assert (far.text, far.plate_format) == ("AB1ZCDE", None)
