@@ -128,6 +128,11 @@ class PlateFinding:
     read: PlateRead
 
 
+def plate_likeness(finding: PlateFinding) -> tuple[bool, float]:
+    """Sort key of still-image findings (`PlateFinder.find`): a digit, then confidence."""
+    return any(c.isdigit() for c in finding.read.text), finding.read.confidence
+
+
 class PlateFinder:
     """Detection in one camera's region of interest, then reading of candidate boxes."""
 
@@ -204,13 +209,17 @@ class PlateFinder:
         return self.calibration.rectify_plate(plate_crop(image, box, margin))
 
     def find(self, image: np.ndarray) -> list[PlateFinding]:
-        """Every plate read in a still image, most confident first."""
+        """Every plate read in a still image: reads holding a digit first, then the others, each
+        most confident first. Every UK format has a digit; the words around a plate (a US state
+        name above it, a dealer's name, a road sign) mostly have none. Measured on the shared
+        photos: the labelled plate is the first read in 92 % of the training split's photos
+        instead of 90 %, 83 % held out instead of 82 %."""
         findings = []
         for detection in self.detect(image):
             read = self.read(image, detection)
             if read is not None:
                 findings.append(PlateFinding(detection, read))
-        return sorted(findings, key=lambda f: f.read.confidence, reverse=True)
+        return sorted(findings, key=plate_likeness, reverse=True)
 
 
 class CameraWorker:

@@ -9,9 +9,9 @@ from benchmarks.synthetic.render import render_plate
 from edge.calibration import Calibration, default_calibration
 from edge.config import DetectorConfig, ReaderConfig
 from edge.detect import make_detector
-from edge.pipeline import PlateFinder
+from edge.pipeline import PlateFinder, PlateFinding, plate_likeness
 from edge.read import make_reader
-from edge.types import Detection
+from edge.types import Detection, PlateRead
 
 
 def street(width: int = 1280, height: int = 720) -> np.ndarray:
@@ -67,6 +67,29 @@ def test_a_lone_character_is_no_plate(finder, text, expected):
     )
     read = finder.read(image, Detection(box=box, score=1.0))
     assert (read and read.text) == expected
+
+
+def test_a_plate_comes_before_a_word_read_more_confidently(finder):
+    image = street()
+    with_plate(image, "TEXAS", (400, 200))
+    with_plate(image, "CW22 FNH", (400, 320))
+    reads = [(f.read.text, f.read.confidence) for f in finder.find(image)]
+    assert {"TEXAS", "CW22FNH"} <= {text for text, _ in reads}
+    assert reads[0][0] == "CW22FNH", reads
+
+
+def test_reads_holding_a_digit_rank_first_then_by_confidence():
+    def finding(text: str, confidence: float) -> PlateFinding:
+        return PlateFinding(Detection((0, 0, 40, 10), 1.0), PlateRead(text, confidence, ()))
+
+    found = [
+        finding("TEXAS", 0.99),
+        finding("CW22FNH", 0.7),
+        finding("A1", 0.9),
+        finding("EXIT", 0.2),
+    ]
+    ranked = [f.read.text for f in sorted(found, key=plate_likeness, reverse=True)]
+    assert ranked == ["A1", "CW22FNH", "TEXAS", "EXIT"]
 
 
 def test_regions_outside_the_region_of_interest_find_nothing():
