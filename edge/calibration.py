@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,7 +20,13 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.config import ConfigError, DetectorConfig, format_validation_error, read_yaml
+from edge.config import (
+    ConfigError,
+    DetectorConfig,
+    ReaderConfig,
+    format_validation_error,
+    read_yaml,
+)
 from edge.types import Box, Detection
 
 logger = logging.getLogger(__name__)
@@ -242,6 +248,8 @@ class Suggestion:
     """Every plate found, across the sampled frames."""
     roi: np.ndarray | None
     plate_height_px: tuple[int, int]
+    texts: list[str] = field(default_factory=list)
+    """What each plate read as, when known (shown on the annotated frame)."""
 
     def to_yaml(self, source: Path, frames_sampled: int) -> str:
         lines = [
@@ -268,7 +276,10 @@ class Suggestion:
 
 
 def suggest_calibration(
-    camera_id: str, image_size: tuple[int, int], plates: Sequence[Detection]
+    camera_id: str,
+    image_size: tuple[int, int],
+    plates: Sequence[Detection],
+    texts: Sequence[str] = (),
 ) -> Suggestion:
     """A region of interest around every plate position found, and their height range, padded.
 
@@ -290,7 +301,7 @@ def suggest_calibration(
     heights = [plate.box[3] for plate in plates]
     smallest = max(DEFAULT_PLATE_HEIGHT_PX[0], int(min(heights) * 0.7))
     plate_range = (smallest, max(smallest, int(np.ceil(max(heights) * 1.4))))
-    return Suggestion(camera_id, image_size, list(plates), roi, plate_range)
+    return Suggestion(camera_id, image_size, list(plates), roi, plate_range, list(texts))
 
 
 def sample_frames(source: Path, count: int) -> list[np.ndarray]:
@@ -324,11 +335,13 @@ def annotate(frame: np.ndarray, suggestion: Suggestion) -> np.ndarray:
     picture = frame.copy()
     if suggestion.roi is not None:
         cv2.polylines(picture, [suggestion.roi], isClosed=True, color=(0, 255, 0), thickness=3)
-    for plate in suggestion.plates:
+    texts = suggestion.texts if len(suggestion.texts) == len(suggestion.plates) else None
+    for i, plate in enumerate(suggestion.plates):
         x, y, w, h = plate.box
+        label = f"{texts[i]} {h}px" if texts else f"{h}px"
         cv2.rectangle(picture, (x, y), (x + w, y + h), (0, 0, 255), 2)
         cv2.putText(
-            picture, f"{h}px", (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1
+            picture, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1
         )
     low, high = suggestion.plate_height_px
     caption = (
@@ -343,20 +356,32 @@ def annotate(frame: np.ndarray, suggestion: Suggestion) -> np.ndarray:
 def calibrate_command(source: Path, camera_id: str, out_dir: Path, *, frames: int) -> int:
     """`anpr-edge calibrate`: write OUT/CAMERA.yaml (suggested calibration) and OUT/CAMERA.png."""
     from edge.detect import make_detector
+    from edge.pipeline import PlateFinder
+    from edge.read import make_reader
 
     sampled = sample_frames(source, frames)
     if not sampled:
         print(f"anpr-edge calibrate: {source}: not a readable image or video", file=sys.stderr)
         return 1
-    detector_config = DetectorConfig()
-    detector = make_detector(detector_config)
+    reader_config = ReaderConfig()
+    finder = PlateFinder(
+        make_detector(DetectorConfig()),
+        make_reader(reader_config),
+        reader_config.min_confidence,
+        default_calibration(camera_id),
+    )
+    # Only what reads as a registration counts: road markings, signs and words on vehicles
+    # would otherwise widen the suggested plate sizes and region of interest.
     per_frame = [
-        [d for d in detector.detect(frame) if d.score >= detector_config.min_score]
+        [f for f in finder.find(frame) if any(c.isdigit() for c in f.read.text)]
         for frame in sampled
     ]
-    plates = [d for found in per_frame for d in found]
+    found = [finding for findings in per_frame for finding in findings]
+    plates = [finding.detection for finding in found]
     height, width = sampled[0].shape[:2]
-    suggestion = suggest_calibration(camera_id, (width, height), plates)
+    suggestion = suggest_calibration(
+        camera_id, (width, height), plates, [finding.read.text for finding in found]
+    )
     busiest = max(range(len(sampled)), key=lambda i: len(per_frame[i]))
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -168,7 +168,13 @@ def test_calibrate_suggests_roi_and_plate_sizes_from_a_frame(tmp_path, capsys):
         "edge.detect", reason="the plate detector (edge.detect) is not there yet"
     ).make_detector
     frame_path = tmp_path / "frame.png"
-    cv2.imwrite(str(frame_path), road_frame_with_plates())
+    frame = road_frame_with_plates()
+    # A road marking: text the detector finds, but no registration.
+    cv2.putText(frame, "SLOW", (700, 200), cv2.FONT_HERSHEY_DUPLEX, 3.5, (235, 235, 235), 9)
+    assert any(
+        d.box[1] < 200 < d.box[1] + d.box[3] for d in make_detector(DetectorConfig()).detect(frame)
+    )
+    cv2.imwrite(str(frame_path), frame)
 
     status = main(["calibrate", str(frame_path), "--camera", "lane1", "--out", str(tmp_path)])
 
@@ -184,7 +190,9 @@ def test_calibrate_suggests_roi_and_plate_sizes_from_a_frame(tmp_path, capsys):
     assert not roi.contains((20, 20, 50, 10))  # the sky, far from any plate
     annotated = cv2.imread(str(tmp_path / "lane1.png"))
     assert annotated.shape == (720, 1280, 3)
-    assert "lane1.yaml" in capsys.readouterr().out
+    assert not roi.contains((700, 120, 250, 80))  # the road marking
+    output = capsys.readouterr().out
+    assert "2 plate(s) found" in output and "lane1.yaml" in output
 
 
 def test_calibrate_on_a_clip_without_plates_writes_whole_frame_defaults(tmp_path):
