@@ -21,7 +21,6 @@ from benchmarks.synthetic.footage import (
     write_clip,
     write_hotlist,
 )
-from benchmarks.synthetic.render import FONT_PATH
 from edge.hotlist import load_hotlists
 from edge.plates import uk_format
 from edge.types import Marker
@@ -30,10 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "benchmarks" / "footage"
 SHORT = REPO / "tests" / "fixtures" / "short"
 SMALL = FootageOptions(seconds=2.4, vehicles=2, width=320, height=180, fps=10.0, zoom=1.3, seed=7)
-
-needs_font = pytest.mark.skipif(
-    not FONT_PATH.is_file(), reason=f"plate font {FONT_PATH} (shared data) is absent"
-)
 
 
 def _yellow_pixels(image: np.ndarray) -> int:
@@ -51,7 +46,6 @@ def _video_frames(path: Path) -> list[np.ndarray]:
         frames.append(image)
 
 
-@needs_font
 def test_same_seed_gives_same_frames_and_truth_another_seed_does_not():
     first, second, other = (SyntheticClip(o) for o in (SMALL, SMALL, replace(SMALL, seed=8)))
     frames = [list(clip.frames()) for clip in (first, second, other)]
@@ -62,7 +56,6 @@ def test_same_seed_gives_same_frames_and_truth_another_seed_does_not():
     assert first.truth("a.mp4").passes != other.truth("a.mp4").passes
 
 
-@needs_font
 def test_written_clip_matches_its_truth_and_loads_as_a_footage_set(tmp_path):
     options = replace(SMALL, directions=("away",))
     truth = write_clip(tmp_path, "clip", options, progress=False)
@@ -87,7 +80,6 @@ def test_written_clip_matches_its_truth_and_loads_as_a_footage_set(tmp_path):
     assert _yellow_pixels(frames[0]) < 0.1 * truth.passes[0].plate_height_px ** 2 * 4.7
 
 
-@needs_font
 def test_hotlist_names_only_unissued_vrms_in_the_project_format(tmp_path):
     truth = write_clip(tmp_path, "clip", SMALL, progress=False)
     write_hotlist(tmp_path / "hotlist.csv", [truth], unlisted=0)

@@ -24,8 +24,6 @@ from edge.read import (
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-FONT = SHARED_DATA / "fonts" / "CharlesWright-Bold.otf"
-needs_font = pytest.mark.skipif(not FONT.is_file(), reason=f"UK plate font absent: {FONT}")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +55,6 @@ def _camera_view(plate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
 
 
-@needs_font
 def test_reads_rendered_uk_plates(reader: OnnxReader) -> None:
     from benchmarks.synthetic.render import random_uk_vrm, render_plate
 
@@ -78,7 +75,6 @@ def test_reads_rendered_uk_plates(reader: OnnxReader) -> None:
             assert 0.0 < read.confidence <= 1.0
 
 
-@needs_font
 def test_read_matches_read_batch(reader: OnnxReader) -> None:
     from benchmarks.synthetic.render import render_plate
 
@@ -254,7 +250,6 @@ def test_a_single_view_reads_as_read_does() -> None:
     assert fuse_views([_probs("-----")]) is None
 
 
-@needs_font
 def test_read_views_reads_rendered_plates_at_several_margins(reader: OnnxReader) -> None:
     from benchmarks.synthetic.render import random_uk_vrm, render_plate
 

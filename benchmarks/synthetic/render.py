@@ -17,13 +17,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from edge.plates import display_text as _display_text
 
-FONT_PATH = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "data"
-    / "fonts"
-    / "CharlesWright-Bold.otf"
-)
+FONT_PATH = Path(__file__).resolve().parent / "fonts" / "CharlesWright-Bold.otf"
+"""A Charles Wright style font as on UK plates (MIT licence, fonts/LICENSE-VRM-VLM.txt; a copy of
+../shared/data/fonts/, so that plates render where the shared data is absent)."""
 
 PLATE_W_MM, PLATE_H_MM = 520.0, 111.0
 CHAR_H_MM, CHAR_W_MM = 79.0, 50.0
@@ -114,12 +110,6 @@ def display_text(vrm: str) -> str:
 
 @lru_cache(maxsize=1)
 def _font() -> ImageFont.FreeTypeFont:
-    if not FONT_PATH.is_file():
-        raise FileNotFoundError(
-            f"UK plate font not found at {FONT_PATH}: the shared data folder "
-            "(../shared/data/fonts/CharlesWright-Bold.otf next to the repository) is needed to "
-            "render plates"
-        )
     return ImageFont.truetype(str(FONT_PATH), _FONT_RENDER_PX)
 
 

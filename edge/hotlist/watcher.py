@@ -86,7 +86,10 @@ class HotlistWatcher:
     def _run(self) -> None:
         if sys.platform.startswith("linux"):
             # Per thread on Linux, and inherited by the loading threads this one starts.
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RELOAD_NICENESS)
+            thread = threading.get_native_id()
+            # Never raises the priority of a daemon that was started niced already.
+            niceness = max(os.getpriority(os.PRIO_PROCESS, thread), RELOAD_NICENESS)
+            os.setpriority(os.PRIO_PROCESS, thread, niceness)
         while not self._stopping.wait(self.interval_s):
             signature = _signature(self.paths)
             settled = signature == self._seen
