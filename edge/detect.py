@@ -32,6 +32,9 @@ DEFAULT_TEXT_MODEL = Path(__file__).resolve().parents[1] / "models" / "text_dete
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 """PaddleOCR's normalisation for its detectors, applied to BGR channels as PaddleOCR does."""
+_PIXEL_SCALE = (1.0 / (255.0 * _IMAGENET_STD)).astype(np.float32)
+_PIXEL_OFFSET = (_IMAGENET_MEAN / _IMAGENET_STD).astype(np.float32)
+"""The normalisation as one multiply and one subtract per pixel: (p / 255 - mean) / std."""
 
 _MIN_SIDE_PX = 16
 """Images smaller than this on either side hold no readable plate."""
@@ -208,10 +211,17 @@ class TextLineDetector:
         resized = cv2.resize(
             image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         )
-        blob = (resized.astype(np.float32) * (1 / 255.0) - _IMAGENET_MEAN) / _IMAGENET_STD
-        padded = np.zeros((3, -(-size[1] // 32) * 32, -(-size[0] // 32) * 32), np.float32)
-        padded[:, : size[1], : size[0]] = blob.transpose(2, 0, 1)
-        return padded[None]
+        width, height = size
+        padded = np.empty((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
+        padded[0, :, height:, :] = 0.0  # the mean colour, once normalised
+        padded[0, :, :height, width:] = 0.0
+        # Channel by channel straight into the network's layout: a tenth of the time of
+        # normalising the whole image and transposing it.
+        for channel in range(3):
+            plane = padded[0, channel, :height, :width]
+            np.multiply(resized[:, :, channel], _PIXEL_SCALE[channel], out=plane, dtype=np.float32)
+            plane -= _PIXEL_OFFSET[channel]
+        return padded
 
     def probability_map(self, image: np.ndarray, scale: float | None = None) -> np.ndarray:
         """Per-pixel text probability for `image` resampled by `scale`, padding cut off."""
