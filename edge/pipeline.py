@@ -342,9 +342,9 @@ class Pipeline:
         self.on_alert = on_alert
         self.hotlists = HotlistWatcher(config.hotlists.paths, config.hotlists.reload_interval_s)
         self.publisher = AlertPublisher(config.alerts)
-        detector, reader = make_detector(config.detector), make_reader(config.reader)
+        self.detector, self.reader = make_detector(config.detector), make_reader(config.reader)
         self.workers = [
-            CameraWorker(camera, config, detector, reader, self._on_vehicle)
+            CameraWorker(camera, config, self.detector, self.reader, self._on_vehicle)
             for camera in config.cameras
         ]
         self._match_lock = threading.Lock()
@@ -400,6 +400,7 @@ class Pipeline:
         """Block until every source has finished and its frames are processed, or until stop()."""
         self.publisher.start()
         self.hotlists.start()
+        self._warm_up()
         for worker in self.workers:
             worker.start()
         started = time.monotonic()
@@ -414,6 +415,15 @@ class Pipeline:
                 self._stop.wait(0.1)
         finally:
             self._shutdown()
+
+    def _warm_up(self) -> None:
+        """One detection and one read before the cameras start: onnxruntime's first run of a
+        model at a new size takes two to three times as long (it allocates), which would back up
+        a live camera's first frames. A whole 16:9 frame gives the detector the input size of any
+        16:9 camera's full search."""
+        frame = np.zeros((720, 1280, 3), np.uint8)
+        self.detector.detect(frame)
+        self.reader.read_views([frame[:40, :160]] * len(_VIEW_MARGINS))
 
     def _report_health(self) -> None:
         for worker in self.workers:
