@@ -203,7 +203,12 @@ class PlateFinder:
             return joined
         crops = [self._crop(image, box) for box in (detection.box, *detection.lines)]
         reads = [read for read in map(self.reader.read, crops) if read is not None]
-        return max(reads, key=lambda read: read.confidence, default=None)
+        # The line holding digits is the registration (a state name above has none).
+        return max(
+            reads,
+            key=lambda read: (any(c.isdigit() for c in read.text), read.confidence),
+            default=None,
+        )
 
     def _crop(self, image: np.ndarray, box: Box, margin: float = _CROP_MARGIN) -> np.ndarray:
         return self.calibration.rectify_plate(plate_crop(image, box, margin))
