@@ -52,7 +52,7 @@ reading."""
 _VIEW_MARGINS = (_CROP_MARGIN, _CROP_MARGIN / 2, _CROP_MARGIN * 1.5)
 """A one-line plate is read from three crops of its box (`Reader.read_views`): a single crop's
 framing (a bolt or frame edge at a side, a character cut short) misleads the reader more often
-than three agreeing ones. Measured end to end on the shared photos with the bundled reader
+than three agreeing ones. Measured end to end on the shared photos with the run-5 reader
 (models/README.md): exact reads 72 -> 80 % held out, 88 -> 92 % on the reader's training photos;
 synthetic UK plates 87 -> 89 %."""
 
