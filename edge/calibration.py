@@ -27,6 +27,7 @@ from edge.config import (
     format_validation_error,
     read_yaml,
 )
+from edge.plates import holds_digit
 from edge.types import Box, Detection
 
 logger = logging.getLogger(__name__)
@@ -372,10 +373,7 @@ def calibrate_command(source: Path, camera_id: str, out_dir: Path, *, frames: in
     )
     # Only what reads as a registration counts: road markings, signs and words on vehicles
     # would otherwise widen the suggested plate sizes and region of interest.
-    per_frame = [
-        [f for f in finder.find(frame) if any(c.isdigit() for c in f.read.text)]
-        for frame in sampled
-    ]
+    per_frame = [[f for f in finder.find(frame) if holds_digit(f.read.text)] for frame in sampled]
     found = [finding for findings in per_frame for finding in findings]
     plates = [finding.detection for finding in found]
     height, width = sampled[0].shape[:2]

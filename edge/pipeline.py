@@ -27,6 +27,7 @@ from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ReaderConfig, 
 from edge.detect import make_detector
 from edge.hotlist import HotlistWatcher, alerting_hits
 from edge.motion import MotionGate, merge_overlapping
+from edge.plates import holds_digit
 from edge.read import make_reader
 from edge.sources import FrameQueue, FrameSource, SourceKind, source_kind
 from edge.track import PlateTracker
@@ -130,7 +131,7 @@ class PlateFinding:
 
 def plate_likeness(finding: PlateFinding) -> tuple[bool, float]:
     """Sort key of still-image findings (`PlateFinder.find`): a digit, then confidence."""
-    return any(c.isdigit() for c in finding.read.text), finding.read.confidence
+    return holds_digit(finding.read.text), finding.read.confidence
 
 
 class PlateFinder:
@@ -188,7 +189,7 @@ class PlateFinder:
         """A two-line plate's registration, read with its lines side by side. When they do not
         read as one (a US plate's state name above its characters looks like two lines; a
         square blob may be a one-line plate seen whole), the most confident read of the whole
-        box or of either line."""
+        box or of either line, a read holding a digit first (a state name has none)."""
         joined = self.reader.read_views(
             [
                 side_by_side([self._crop(image, line, margin) for line in detection.lines])
@@ -203,12 +204,7 @@ class PlateFinder:
             return joined
         crops = [self._crop(image, box) for box in (detection.box, *detection.lines)]
         reads = [read for read in map(self.reader.read, crops) if read is not None]
-        # The line holding digits is the registration (a state name above has none).
-        return max(
-            reads,
-            key=lambda read: (any(c.isdigit() for c in read.text), read.confidence),
-            default=None,
-        )
+        return max(reads, key=lambda read: (holds_digit(read.text), read.confidence), default=None)
 
     def _crop(self, image: np.ndarray, box: Box, margin: float = _CROP_MARGIN) -> np.ndarray:
         return self.calibration.rectify_plate(plate_crop(image, box, margin))

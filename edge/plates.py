@@ -121,6 +121,12 @@ def _matching_template(text: str) -> _Template | None:
     return None
 
 
+def holds_digit(text: str) -> bool:
+    """Whether a read has a digit, as every UK format does; the words around a plate (a US
+    state name above it, a dealer's name, a road marking) mostly have none."""
+    return any(c.isdigit() for c in text)
+
+
 def uk_format(text: str) -> str | None:
     """Name of the UK format `text` (normalised first) fits, or None: 'AB12CDE' -> 'current'."""
     template = _matching_template(normalise(text))

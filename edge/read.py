@@ -183,19 +183,22 @@ def fuse_views(view_probs: Sequence[np.ndarray]) -> PlateRead | None:
     a UK format within `_VIEW_FORMAT_BUDGET`. A misread that one view's framing causes (a bolt
     read as a character, a clipped edge) rarely convinces the others.
     """
+    if len(view_probs) == 1:
+        return plate_read_from_probs(*ctc_greedy(view_probs[0]))
     proposals: dict[str, PlateRead] = {}
     for probs in view_probs:
         text, char_probs = ctc_greedy(probs)
-        for as_read in (False, True):
-            read = plate_read_from_probs(text, char_probs, as_read=as_read)
-            if read is not None and (
-                read.text not in proposals or read.confidence > proposals[read.text].confidence
-            ):
+        corrected = plate_read_from_probs(text, char_probs)
+        if corrected is None:
+            continue
+        reads = [corrected]
+        if corrected.text != text:
+            reads.append(plate_read_from_probs(text, char_probs, as_read=True))
+        for read in reads:
+            if read.text not in proposals or read.confidence > proposals[read.text].confidence:
                 proposals[read.text] = read
-    if not proposals:
-        return None
-    if len(view_probs) == 1 or len(proposals) == 1:
-        return max(proposals.values(), key=lambda read: read.confidence)
+    if len(proposals) <= 1:
+        return next(iter(proposals.values()), None)
     texts = list(proposals)
     log_probs = np.log(np.maximum(np.stack(view_probs), 1e-12))
     scores = dict(zip(texts, ctc_log_likelihoods(log_probs, texts).mean(axis=0), strict=True))
