@@ -3,8 +3,9 @@
 Capture must never fall behind live: every source feeds a bounded `FrameQueue` that drops its
 oldest frame when full, so a slow consumer costs old frames, never fresh ones, and capture
 never waits. The one exception is a video file replayed with `pacing: fast`: replay wants every
-frame, so that source waits for room in the queue instead (there is no live scene to fall
-behind).
+frame, so that source waits for room in the queue before it reads the next frame (there is no
+live scene to fall behind, and a frame's capture time is when it was taken from the file, not
+when it was read ahead of a busy consumer).
 
 Streams (rtsp://, http://) and local cameras that fail to open, drop or stall are reopened with
 exponential backoff while the other cameras keep working; unreadable frames are skipped and
@@ -60,21 +61,18 @@ class FrameQueue:
             self._frames.append(frame)
             self._changed.notify_all()
 
-    def put_wait(self, frame: Frame, timeout: float) -> bool:
-        """Add a frame, waiting up to `timeout` for room; False if there was none or it closed.
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait up to `timeout` until a frame can be added without dropping one; False if there
+        was no room in time or the queue closed.
 
         Only for replaying files as fast as possible, where every frame matters and no live
-        scene moves on while we wait. Live sources use `put`.
+        scene moves on while we wait. Live sources `put` without waiting.
         """
         with self._changed:
             has_room = self._changed.wait_for(
                 lambda: self._closed or len(self._frames) < self._maxsize, timeout
             )
-            if self._closed or not has_room:
-                return False
-            self._frames.append(frame)
-            self._changed.notify_all()
-            return True
+            return has_room and not self._closed
 
     def get(self, timeout: float | None = None) -> Frame | None:
         """The oldest frame; None on timeout, or when closed and empty."""
@@ -91,6 +89,10 @@ class FrameQueue:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def dropped(self) -> int:
@@ -276,7 +278,12 @@ class FrameSource:
         is_file = self.kind is SourceKind.FILE
         delivered = failed_reads = 0
         last_good = time.monotonic()
+        waits_for_room = is_file and self.camera.pacing == "fast"
         while not self._stopping.is_set():
+            if waits_for_room and not self.queue.wait_for_room(timeout=0.2):
+                if self.queue.closed:
+                    return _Outcome.STOPPED, delivered
+                continue
             if pacing is not None and not pacing.wait_for_next(self._stopping):
                 if not capture.grab():
                     return _Outcome.END, delivered
@@ -325,12 +332,7 @@ class FrameSource:
             self._recent.append(captured_monotonic)
             if len(self._recent) > _FPS_WINDOW_FRAMES:
                 self._recent.popleft()
-        if self.kind is SourceKind.FILE and self.camera.pacing == "fast":
-            while not self.queue.put_wait(frame, timeout=0.2):
-                if self._stopping.is_set():
-                    return
-        else:
-            self.queue.put(frame)
+        self.queue.put(frame)
 
 
 class _Outcome(Enum):

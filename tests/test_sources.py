@@ -92,18 +92,41 @@ def test_closed_queue_hands_out_what_it_holds_then_none():
     assert queue.dropped == 1
 
 
-def test_put_wait_waits_for_room_instead_of_dropping():
+def test_wait_for_room_returns_once_a_frame_is_taken_and_false_when_closed():
     queue = FrameQueue(maxsize=1)
     queue.put(blank_frame(0))
-    assert queue.put_wait(blank_frame(1), timeout=0.05) is False
+    assert queue.wait_for_room(timeout=0.05) is False
     threading.Timer(0.05, queue.get).start()
-    assert queue.put_wait(blank_frame(2), timeout=5.0) is True
-    assert queue.get(0).index == 2
-    assert queue.dropped == 0
+    assert queue.wait_for_room(timeout=5.0) is True
+    assert len(queue) == 0 and queue.dropped == 0
+    queue.close()
+    assert queue.wait_for_room(timeout=5.0) is False
 
 
 # Video files.
 
+
+
+def test_fast_replay_reads_a_frame_only_when_the_queue_has_room(tmp_path):
+    # A frame read ahead and held until there is room would carry a capture time older than
+    # the replay makes it, and inflate every capture-to-alert latency.
+    clip = write_clip(tmp_path / "clip.mp4", frames=12)
+    camera = CameraConfig(id="cam1", source=str(clip), pacing="fast", queue_size=1)
+    queue = FrameQueue(camera.queue_size)
+    source = FrameSource(camera, queue)
+    source.start()
+    taken = 0
+    read_ahead = []
+    while (frame := queue.get(timeout=5.0)) is not None:
+        taken += 1
+        time.sleep(0.05)
+        read_ahead.append(source.health().frames_in - taken)
+        if source.finished and len(queue) == 0:
+            break
+    source.stop()
+
+    assert taken == 12
+    assert max(read_ahead) == 1 and min(read_ahead) == 0  # one frame ahead, then none at the end
 
 def test_file_source_fast_replay_delivers_every_frame_to_a_slow_consumer(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", frames=30)
