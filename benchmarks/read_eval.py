@@ -348,7 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("folders", nargs="*", type=Path, metavar="FOLDER")
     parser.add_argument("--json", action="store_true", help="Print one JSON object, no table.")
     parser.add_argument("--reader", choices=["onnx", "easyocr"], default="onnx")
+    parser.add_argument("--reader-model", type=Path, default=None,
+                        help="'onnx' reader model (default: models/reader.onnx).")  # fmt: skip
     parser.add_argument("--detector", choices=["default", "text", "morphology"], default="default")
+    parser.add_argument("--detector-model", type=Path, default=None,
+                        help="'text' detector model (default: models/text_detector.onnx).")  # fmt: skip
     parser.add_argument("--input-long-side", type=int, default=None,
                         help="Text detector input size for the photos (default: the config's "
                         "still_input_long_side).")  # fmt: skip
@@ -370,11 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"read_eval: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    detector_options = {"backend": args.detector}
+    detector_options = {"backend": args.detector, "model": args.detector_model}
     if args.input_long_side:
         detector_options["still_input_long_side"] = args.input_long_side
     detector_config = DetectorConfig(**detector_options)
-    reader_config = ReaderConfig(backend=args.reader)
+    reader_config = ReaderConfig(backend=args.reader, model=args.reader_model)
     reader = make_reader(reader_config)
     calibration = default_calibration("read_eval")
     photo_finder = PlateFinder(

@@ -106,7 +106,6 @@ def test_wait_for_room_returns_once_a_frame_is_taken_and_false_when_closed():
 # Video files.
 
 
-
 def test_fast_replay_reads_a_frame_only_when_the_queue_has_room(tmp_path):
     # A frame read ahead and held until there is room would carry a capture time older than
     # the replay makes it, and inflate every capture-to-alert latency.
@@ -117,7 +116,7 @@ def test_fast_replay_reads_a_frame_only_when_the_queue_has_room(tmp_path):
     source.start()
     taken = 0
     read_ahead = []
-    while (frame := queue.get(timeout=5.0)) is not None:
+    while queue.get(timeout=5.0) is not None:
         taken += 1
         time.sleep(0.05)
         read_ahead.append(source.health().frames_in - taken)
@@ -127,6 +126,7 @@ def test_fast_replay_reads_a_frame_only_when_the_queue_has_room(tmp_path):
 
     assert taken == 12
     assert max(read_ahead) == 1 and min(read_ahead) == 0  # one frame ahead, then none at the end
+
 
 def test_file_source_fast_replay_delivers_every_frame_to_a_slow_consumer(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", frames=30)

@@ -22,7 +22,7 @@ from edge.calibration import default_calibration
 from edge.config import DetectorConfig
 from edge.detect import make_detector
 from edge.pipeline import reading_box
-from edge.plates import ALPHABET, normalise
+from edge.plates import ALPHABET, normalise, uk_format
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL_SETS = {"openalpr-eu-dev": 2, "openalpr-us-dev": 3}
@@ -208,8 +208,29 @@ def _draw_seals(
         )
 
 
-def render_uk_plate(rng: np.random.Generator) -> LabelledPlate:
+ANY_AGE_SHARE = 0.5
+"""Current-style plates whose age identifier is any two digits rather than an issued one: a
+reader trained on issued ages only (02-25, 52-75) learned that no 0 is followed by 0 or 1 there,
+and read the unissued 00 and 01 of the fictitious test VRMs as "OO" and "OI" with 95-99 %
+confidence, too sure for the UK correction to overrule (and 51, which was issued, is not in
+`random_uk_vrm` either)."""
+
+
+def with_age(vrm: str, age: str) -> str:
+    """A current-style VRM with its age identifier (third and fourth characters) replaced."""
+    return f"{vrm[:2]}{age}{vrm[4:]}"
+
+
+def training_uk_vrm(rng: np.random.Generator) -> str:
     vrm = random_uk_vrm(rng)
+    if uk_format(vrm) == "current" and rng.random() < ANY_AGE_SHARE:
+        vrm = with_age(vrm, f"{int(rng.integers(0, 100)):02d}")
+    return vrm
+
+
+def render_uk_plate(rng: np.random.Generator, vrm: str | None = None) -> LabelledPlate:
+    """A rendered UK plate of `vrm` (by default `training_uk_vrm`), cut to its edges."""
+    vrm = vrm or training_uk_vrm(rng)
     plate = render_plate(
         vrm, rear=rng.random() < 0.5, char_height_px=int(rng.integers(24, 44)), rng=rng
     )
