@@ -14,7 +14,10 @@ or its read budget is spent (no later read could change the text), while the veh
 still in view: this is what keeps capture-to-alert latency low. Otherwise (and always with
 `early_emit_reads: 0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
 emitted within `repeat_window_s` is suppressed: that is the same vehicle, its track broken by
-missed detections.
+missed detections. So is a track whose text is part of a longer one this camera emitted while
+that plate was in view (a plate entering the picture tracked on its own for a frame or two, read
+"NIJ431" beside "NIJ4318"): a fragment could otherwise match the hotlist entry as a possible
+misread and alert a second time for one vehicle.
 """
 
 from __future__ import annotations
@@ -285,6 +288,16 @@ class PlateTracker:
                 fused.text,
             )
             return None
+        whole = self._read_containing(fused.text, track.first_seen)
+        if whole is not None:
+            logger.debug(
+                "camera %s: track %d read %s, part of %s read alongside it, suppressed",
+                self.camera_id,
+                track.track_id,
+                fused.text,
+                whole,
+            )
+            return None
         best = max(
             track.readings,
             key=lambda r: (r.read.text == fused.text, r.read.confidence * r.quality),
@@ -305,6 +318,19 @@ class PlateTracker:
             direction=self._direction(track),
             frames_seen=track.frames_seen,
         )
+
+    def _read_containing(self, text: str, first_seen: float) -> str | None:
+        """A longer text emitted by this camera that contains `text` and was still in view when
+        (or within `max_gap_s` before) the track of `text` began: the same plate, part of it
+        tracked on its own (a plate entering the picture, or a detection split at a gap)."""
+        for other, last_seen in self._recent_texts.items():
+            if (
+                len(other) > len(text)
+                and text in other
+                and first_seen - last_seen <= self.config.max_gap_s
+            ):
+                return other
+        return None
 
     def _forget_old_texts(self, now: float) -> None:
         """Drop texts that can no longer suppress anything: older than the repeat window before

@@ -145,6 +145,27 @@ def test_a_track_broken_by_missed_detections_is_still_one_read():
     assert [v.read.text for _, v in emitted] == ["AB12CDE"]
 
 
+
+def test_part_of_a_plate_tracked_on_its_own_is_not_a_second_read():
+    # A plate entering the picture is boxed short for two frames and tracked apart from the
+    # whole plate: its read "NIJ431" would match a hotlist entry NIJ4318 as a possible misread.
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    reader = Reader({2: "NIJ4318", 4: "NIJ431", 5: "AB12"}, error_rate=0.0)
+    frames = []
+    for step in range(20):
+        whole = approaching_box(step)
+        detections = [Detection(whole, 0.9)]
+        if step in (3, 4):  # a part, beside it
+            detections.append(Detection(approaching_box(step, x=450), 0.9))
+        if step in (6, 7):  # another vehicle's short plate, contained in nothing
+            detections.append(Detection(approaching_box(step, x=550), 0.9))
+        frames.append((frame_with(step, [d.box for d in detections]), detections))
+    frames += [(frame_with(i, []), []) for i in range(20, 60)]
+
+    emitted = run(tracker, frames, reader)
+
+    assert sorted(v.read.text for _, v in emitted) == ["AB12", "NIJ4318"]
+
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
     config = TrackingConfig(early_emit_reads=0)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
