@@ -145,7 +145,6 @@ def test_a_track_broken_by_missed_detections_is_still_one_read():
     assert [v.read.text for _, v in emitted] == ["AB12CDE"]
 
 
-
 def test_part_of_a_plate_tracked_on_its_own_is_not_a_second_read():
     # A plate entering the picture is boxed short for two frames and tracked apart from the
     # whole plate: its read "NIJ431" would match a hotlist entry NIJ4318 as a possible misread.
@@ -165,6 +164,7 @@ def test_part_of_a_plate_tracked_on_its_own_is_not_a_second_read():
     emitted = run(tracker, frames, reader)
 
     assert sorted(v.read.text for _, v in emitted) == ["AB12", "NIJ4318"]
+
 
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
     config = TrackingConfig(early_emit_reads=0)
