@@ -32,6 +32,7 @@ import numpy as np
 
 from edge.calibration import Calibration
 from edge.config import TrackingConfig
+from edge.hotlist.index import CLASS_TRANSLATION
 from edge.plates import correct
 from edge.types import Box, Detection, Frame, PlateRead, VehicleRead
 
@@ -322,12 +323,14 @@ class PlateTracker:
     def _read_containing(self, text: str, first_seen: float) -> str | None:
         """A longer text emitted by this camera that contains `text` and was still in view when
         (or within `max_gap_s` before) the track of `text` began: the same plate, part of it
-        tracked on its own (a plate entering the picture, or a detection split at a gap)."""
+        tracked on its own (a plate entering the picture, or a detection split at a gap). Look-alike
+        characters (O/0, I/1, ...) count as the same: a fragment is read with less context."""
+        classes = text.translate(CLASS_TRANSLATION)
         for other, last_seen in self._recent_texts.items():
             if (
                 len(other) > len(text)
-                and text in other
                 and first_seen - last_seen <= self.config.max_gap_s
+                and classes in other.translate(CLASS_TRANSLATION)
             ):
                 return other
         return None

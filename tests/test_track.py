@@ -147,9 +147,9 @@ def test_a_track_broken_by_missed_detections_is_still_one_read():
 
 def test_part_of_a_plate_tracked_on_its_own_is_not_a_second_read():
     # A plate entering the picture is boxed short for two frames and tracked apart from the
-    # whole plate: its read "NIJ431" would match a hotlist entry NIJ4318 as a possible misread.
+    # whole plate: its read "NIJ43I" would match a hotlist entry NIJ4318 as a possible misread.
     tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
-    reader = Reader({2: "NIJ4318", 4: "NIJ431", 5: "AB12"}, error_rate=0.0)
+    reader = Reader({2: "NIJ4318", 4: "NIJ43I", 5: "AB12"}, error_rate=0.0)
     frames = []
     for step in range(20):
         whole = approaching_box(step)
