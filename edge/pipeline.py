@@ -258,6 +258,7 @@ class CameraWorker:
         """Frames searched only around the plates already tracked (see `full_search_every`)."""
         self.full_search_every = config.tracking.full_search_every
         self._searches = 0
+        self._last_frame: Frame | None = None
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._stopping = threading.Event()
 
@@ -283,7 +284,7 @@ class CameraWorker:
             if frame is None:
                 if self._stopping.is_set() or (self.source.finished and len(self.queue) == 0):
                     break
-                self._emit(self.tracker.finished(time.time()))
+                self._emit(self.tracker.finished(self._scene_now()))
                 continue
             try:
                 self._process(frame)
@@ -293,7 +294,14 @@ class CameraWorker:
                 )
         self._emit(self.tracker.flush())
 
+    def _scene_now(self) -> float:
+        """The scene time now, while no frame arrives: the last frame's, plus the time since."""
+        if self._last_frame is None:
+            return time.time()
+        return self._last_frame.scene_time + time.time() - self._last_frame.captured_at
+
     def _process(self, frame: Frame) -> None:
+        self._last_frame = frame
         self.frames_processed += 1
         if self.keeps_up_with_live and len(self.queue) > _LIVE_BACKLOG_FRAMES:
             # Newer frames are waiting: detecting on this one would only add latency.
@@ -304,7 +312,7 @@ class CameraWorker:
                 self.frames_skipped_still += 1
             else:
                 self._detect_and_read(frame, self._search_windows(frame, moving))
-        self._emit(self.tracker.finished(frame.captured_at))
+        self._emit(self.tracker.finished(frame.scene_time))
 
     def _search_windows(self, frame: Frame, moving: list[Box] | None) -> list[Box] | None:
         """Where to detect in this frame: on every `full_search_every`th frame searched, the

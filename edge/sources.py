@@ -146,7 +146,8 @@ class FrameSource:
 
     Frame indexes count every frame taken from the source, so for a file replayed once the
     index is the frame's position in the file, and frames skipped or unreadable leave gaps.
-    `captured_at` is the wall-clock time the frame was read (latency is measured from it).
+    `captured_at` is the wall-clock time the frame was read (latency is measured from it);
+    `scene_time` is the same except in fast replay, where it follows the clip's own frame rate.
     """
 
     def __init__(self, camera: CameraConfig, queue: FrameQueue):
@@ -162,6 +163,8 @@ class FrameSource:
         self._next_index = 0
         self._frames_corrupt = 0
         self._frames_skipped_late = 0
+        self._replay_origin: float | None = None
+        """Fast replay: the scene time of frame index 0."""
         self._reconnects = 0
         self._last_frame_at: float | None = None
         self._recent: collections.deque[float] = collections.deque()
@@ -274,11 +277,12 @@ class FrameSource:
 
     def _capture_until_failure(self, capture: cv2.VideoCapture) -> tuple[_Outcome, int]:
         """Read frames until stopped, the end of a file, or a failed stream; frames delivered."""
-        pacing = _Pacing.for_capture(capture) if self._is_paced_file() else None
+        pacing = _Pacing(_file_fps(capture)) if self._is_paced_file() else None
         is_file = self.kind is SourceKind.FILE
         delivered = failed_reads = 0
         last_good = time.monotonic()
         waits_for_room = is_file and self.camera.pacing == "fast"
+        replay_period = 1.0 / _file_fps(capture) if waits_for_room else None
         while not self._stopping.is_set():
             if waits_for_room and not self.queue.wait_for_room(timeout=0.2):
                 if self.queue.closed:
@@ -311,18 +315,28 @@ class FrameSource:
                 )
                 failed_reads = 0
             last_good = time.monotonic()
-            self._deliver(image, last_good)
+            self._deliver(image, last_good, replay_period)
             delivered += 1
         return _Outcome.STOPPED, delivered
 
     def _is_paced_file(self) -> bool:
         return self.kind is SourceKind.FILE and self.camera.pacing == "realtime"
 
-    def _deliver(self, image: np.ndarray, captured_monotonic: float) -> None:
+    def _deliver(
+        self, image: np.ndarray, captured_monotonic: float, replay_period: float | None
+    ) -> None:
+        """Queue a frame; `replay_period` (seconds a frame) for a file replayed as fast as
+        possible, whose scene time then follows the clip's frame rate."""
+        captured_at = scene_time = time.time()
+        if replay_period is not None:
+            if self._replay_origin is None:
+                self._replay_origin = captured_at - self._next_index * replay_period
+            scene_time = self._replay_origin + self._next_index * replay_period
         frame = Frame(
             camera_id=self.camera.id,
             index=self._next_index,
-            captured_at=time.time(),
+            captured_at=captured_at,
+            scene_time=scene_time,
             image=image,
         )
         self._next_index += 1
@@ -351,11 +365,6 @@ class _Pacing:
         self.start: float | None = None
         self.next_index = 0
 
-    @classmethod
-    def for_capture(cls, capture: cv2.VideoCapture) -> _Pacing:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        return cls(fps if np.isfinite(fps) and 1.0 <= fps <= 240.0 else _FALLBACK_FILE_FPS)
-
     def wait_for_next(self, stopping: threading.Event) -> bool:
         """Sleep until the next frame is due; False if it is already a frame late (skip it)."""
         now = time.monotonic()
@@ -368,6 +377,12 @@ class _Pacing:
         if due > now:
             stopping.wait(due - now)
         return True
+
+
+def _file_fps(capture: cv2.VideoCapture) -> float:
+    """A video file's frame rate, or _FALLBACK_FILE_FPS when it states none that is plausible."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if np.isfinite(fps) and 1.0 <= fps <= 240.0 else _FALLBACK_FILE_FPS
 
 
 def _is_frame(image: np.ndarray | None) -> bool:

@@ -77,6 +77,9 @@ class _Track:
     track_id: int
     first_seen: float
     last_seen: float
+    """Scene times (`Frame.scene_time`) of the first and the latest sighting."""
+    first_captured_at: float
+    last_captured_at: float
     first_boxes: list[Box] = field(default_factory=list)
     recent: collections.deque[tuple[int, Box]] = field(
         default_factory=lambda: collections.deque(maxlen=_RECENT_SIGHTINGS)
@@ -95,7 +98,8 @@ class _Track:
     """Set once the track's read is emitted (or suppressed as a repeat)."""
 
     def sighted(self, frame: Frame, box: Box) -> None:
-        self.last_seen = frame.captured_at
+        self.last_seen = frame.scene_time
+        self.last_captured_at = frame.captured_at
         self.frames_seen += 1
         if len(self.first_boxes) < _RECENT_SIGHTINGS:
             self.first_boxes.append(box)
@@ -131,7 +135,7 @@ class PlateTracker:
         for track, detection in self._associate(frame, detections):
             track.sighted(frame, detection.box)
             if track.fused_text is not None:  # still in view after its read was emitted
-                self._recent_texts[track.fused_text] = frame.captured_at
+                self._recent_texts[track.fused_text] = frame.scene_time
             quality = _crop_quality(frame.image, detection)
             if self._worth_reading(track, frame.index, quality):
                 track.reads_requested += 1
@@ -166,7 +170,8 @@ class PlateTracker:
         track.readings.append(_Reading(read, frame, detection, quality))
 
     def finished(self, now: float) -> list[VehicleRead]:
-        """Reads of passes that ended (unseen for `max_gap_s` before `now`) or are settled."""
+        """Reads of passes that ended (unseen for `max_gap_s` before `now`, a scene time) or are
+        settled."""
         ready = []
         for track in list(self._tracks.values()):
             ended = now - track.last_seen > self.config.max_gap_s
@@ -229,7 +234,11 @@ class PlateTracker:
 
     def _start(self, frame: Frame) -> _Track:
         track = _Track(
-            track_id=self._next_id, first_seen=frame.captured_at, last_seen=frame.captured_at
+            track_id=self._next_id,
+            first_seen=frame.scene_time,
+            last_seen=frame.scene_time,
+            first_captured_at=frame.captured_at,
+            last_captured_at=frame.captured_at,
         )
         self._tracks[track.track_id] = track
         self._next_id += 1
@@ -311,8 +320,8 @@ class PlateTracker:
             track_id=track.track_id,
             read=fused,
             captured_at=best.frame.captured_at,
-            first_seen=track.first_seen,
-            last_seen=track.last_seen,
+            first_seen=track.first_captured_at,
+            last_seen=track.last_captured_at,
             box=best.detection.box,
             plate_crop=crop,
             overview=image,

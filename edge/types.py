@@ -24,6 +24,11 @@ class Frame:
     index: int
     captured_at: float
     """Wall-clock capture time, seconds since the epoch."""
+    scene_time: float
+    """When the scene looked like this, seconds since the epoch: the capture time for cameras,
+    streams and files paced in real time; for a file replayed as fast as possible, the time the
+    replay began plus the frame's position in the clip. Tracking's time windows (`max_gap_s`,
+    `repeat_window_s`) run on it, so a fast replay tracks vehicles as a camera would."""
     image: np.ndarray
     """BGR uint8, height x width x 3."""
 

@@ -238,7 +238,7 @@ def test_frame_log_maps_capture_times_to_frame_indexes():
     log = FrameLog(queue, lambda: seen.append(1))
     image = np.zeros((4, 4, 3), np.uint8)
     for index in (0, 1, 3, 4):  # frame 2 was skipped by the source
-        queue.put(Frame("cam", index, T0 + index / FPS, image))
+        queue.put(Frame("cam", index, T0 + index / FPS, T0 + index / FPS, image))
     assert [log.get(timeout=0.1).index for _ in range(4)] == [0, 1, 3, 4]
     assert log.index_at(T0 + 3 / FPS) == 3
     assert log.index_at(T0 + 2.5 / FPS) == 3

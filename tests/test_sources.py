@@ -21,7 +21,8 @@ from edge.types import Frame
 
 
 def blank_frame(index: int) -> Frame:
-    return Frame("cam1", index, time.time(), np.zeros((4, 4, 3), np.uint8))
+    now = time.time()
+    return Frame("cam1", index, now, now, np.zeros((4, 4, 3), np.uint8))
 
 
 def write_clip(path: Path, frames: int, fps: float = 25.0, size=(160, 120)) -> Path:
@@ -147,6 +148,9 @@ def test_file_source_fast_replay_delivers_every_frame_to_a_slow_consumer(tmp_pat
     assert frames[0].image.shape == (120, 160, 3)
     captured = [f.captured_at for f in frames]
     assert captured == sorted(captured) and abs(captured[0] - time.time()) < 60
+    # The slow consumer takes 5 ms a frame; the scene moves at the clip's 25 fps all the same.
+    assert np.diff([f.scene_time for f in frames]) == pytest.approx(0.04, abs=1e-5)
+    assert frames[0].scene_time == frames[0].captured_at
     health = source.health()
     assert health.finished and health.frames_in == 30 and health.frames_dropped == 0
 

@@ -30,7 +30,8 @@ def frame_with(index: int, boxes: list[tuple[int, int, int, int]]) -> Frame:
     for x, y, w, h in boxes:
         cv2.rectangle(image, (x, y), (x + w, y + h), (255, 255, 255), -1)
         cv2.putText(image, "AB12", (x + 2, y + h - 3), cv2.FONT_HERSHEY_PLAIN, h / 14, (0, 0, 0))
-    return Frame(camera_id="cam1", index=index, captured_at=T0 + index / FPS, image=image)
+    at = T0 + index / FPS
+    return Frame(camera_id="cam1", index=index, captured_at=at, scene_time=at, image=image)
 
 
 def approaching_box(step: int, x: int = 200) -> tuple[int, int, int, int]:
@@ -67,7 +68,7 @@ def run(
     for frame, detections in frames:
         for track_id, detection in tracker.update(frame, detections):
             tracker.add_read(track_id, frame, detection, reader.read(detection.box[0] // 100))
-        emitted += [(frame.captured_at, v) for v in tracker.finished(frame.captured_at)]
+        emitted += [(frame.captured_at, v) for v in tracker.finished(frame.scene_time)]
     emitted += [(None, v) for v in tracker.flush()]
     return emitted
 
@@ -164,6 +165,28 @@ def test_part_of_a_plate_tracked_on_its_own_is_not_a_second_read():
     emitted = run(tracker, frames, reader)
 
     assert sorted(v.read.text for _, v in emitted) == ["AB12", "NIJ4318"]
+
+
+def test_time_windows_run_on_scene_time_not_on_replay_speed():
+    # A clip replayed as fast as possible: 1.6 s of scene between two vehicles stopping at one
+    # spot goes by in 0.4 s of capture time. On capture time the second would continue the
+    # first's track (already read, so never read itself).
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    box = (200, 200, 94, 20)
+    emitted = []
+    for index in range(80):
+        in_view = index < 10 or 50 <= index < 60
+        image = frame_with(index, [box] if in_view else []).image
+        frame = Frame("cam1", index, T0 + index / 100, T0 + index / FPS, image)
+        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)] if in_view else []):
+            tracker.add_read(
+                track_id, frame, detection, plate_read("AB12CDE" if index < 10 else "XY65ZZT")
+            )
+        emitted += tracker.finished(frame.scene_time)
+    emitted += tracker.flush()
+
+    assert [v.read.text for v in emitted] == ["AB12CDE", "XY65ZZT"]
+    assert emitted[1].first_seen == pytest.approx(T0 + 50 / 100)  # reported as captured
 
 
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
