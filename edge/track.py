@@ -199,7 +199,10 @@ class PlateTracker:
         candidates = []
         for track in self._tracks.values():
             predicted = track.predicted_box(frame.index)
-            elapsed = frame.index - track.recent[-1][0]
+            # Allowances grow while a plate goes unseen (near the camera it moves fast, and
+            # detection skips frames); not for a track never read as a plate: road markings and
+            # signs that the detector fires on now and then would catch the next plate near them.
+            elapsed = frame.index - track.recent[-1][0] if track.readings else 0
             for d, detection in enumerate(detections):
                 similarity = self._similarity(predicted, detection.box, elapsed)
                 if similarity > 0:

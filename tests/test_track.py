@@ -189,6 +189,25 @@ def test_time_windows_run_on_scene_time_not_on_replay_speed():
     assert emitted[1].first_seen == pytest.approx(T0 + 50 / 100)  # reported as captured
 
 
+def test_a_road_marking_tracked_now_and_then_does_not_catch_the_next_plate_near_it():
+    # The detector fires on a lane marking (never legible) until frame 20; a plate appears 4
+    # plate heights away 18 frames later. Linked to the marking's track it would be judged
+    # against the marking's sightings from frame 0.
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    marking, plate = (400, 300, 60, 40), (300, 390, 94, 20)
+    started = {}
+    for index in range(60):
+        boxes = [marking] if index < 20 else [plate] if index >= 38 else []
+        frame = frame_with(index, boxes)
+        for track_id, detection in tracker.update(frame, [Detection(b, 0.9) for b in boxes]):
+            started.setdefault(track_id, index)
+            legible = detection.box == plate
+            tracker.add_read(track_id, frame, detection, plate_read("AB12CDE") if legible else None)
+        tracker.finished(frame.scene_time)
+
+    assert sorted(started.values()) == [0, 38]
+
+
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
     config = TrackingConfig(early_emit_reads=0)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
