@@ -106,7 +106,8 @@ class TrackingConfig(_Section):
     max_gap_s: float = Field(
         default=1.0,
         gt=0,
-        description="A track unseen for this long is finished and its read emitted.",
+        description="A track unseen for this long is finished and its read emitted (time in "
+        "the clip when a file is replayed with pacing 'fast', as for repeat_window_s).",
     )
     reads_per_track: int = Field(
         default=5,
@@ -139,7 +140,9 @@ class TrackingConfig(_Section):
         default=10.0,
         ge=0,
         description="A pass whose read equals one emitted by this camera this recently is "
-        "suppressed (a track broken by missed detections).",
+        "suppressed (a track broken by missed detections); so is one whose read is part of a "
+        "longer read of a plate in view at the time (a plate entering the picture, tracked on "
+        "its own for a frame or two).",
     )
 
 
