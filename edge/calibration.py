@@ -36,6 +36,11 @@ DEFAULT_PLATE_HEIGHT_PX = (8, 1000)
 UK_PLATE_ASPECT = 520 / 111
 """Width over height of a standard UK plate (520 mm x 111 mm)."""
 
+_CALIBRATION_MIN_CONFIDENCE = 0.8
+"""Reads that count as plates when calibrating: a suggestion drawn from a sign read as a plate
+("SLOW" read "5LQH" at 0.54) is worse than one sample fewer; plates near enough to calibrate on
+read at 0.95 and above."""
+
 _COMPASS = {"down": (0.0, 1.0), "up": (0.0, -1.0), "right": (1.0, 0.0), "left": (-1.0, 0.0)}
 
 
@@ -364,11 +369,10 @@ def calibrate_command(source: Path, camera_id: str, out_dir: Path, *, frames: in
     if not sampled:
         print(f"anpr-edge calibrate: {source}: not a readable image or video", file=sys.stderr)
         return 1
-    reader_config = ReaderConfig()
     finder = PlateFinder(
         make_detector(DetectorConfig()),
-        make_reader(reader_config),
-        reader_config.min_confidence,
+        make_reader(ReaderConfig()),
+        _CALIBRATION_MIN_CONFIDENCE,
         default_calibration(camera_id),
     )
     # Only what reads as a registration counts: road markings, signs and words on vehicles
