@@ -273,10 +273,16 @@ class PlateTracker:
         return spaced and good_enough and not self._agreed(track)
 
     def _agreed(self, track: _Track) -> bool:
-        """Enough reads for an early emit, all the same text."""
+        """Enough reads for an early emit, all the same text but for reads of part of it (the
+        plate entering the picture, read "KPV" before "PO00KPV"): those say nothing against it."""
         needed = self.config.early_emit_reads
-        texts = {reading.read.text for reading in track.readings}
-        return needed > 0 and len(track.readings) >= needed and len(texts) == 1
+        counts = collections.Counter(reading.read.text for reading in track.readings)
+        if needed <= 0 or not counts:
+            return False
+        text, agreeing = counts.most_common(1)[0]
+        return agreeing >= needed and all(
+            other == text or _is_part_of(other, text) for other in counts
+        )
 
     def _settled(self, track: _Track) -> bool:
         """Early emit: the reads agree, or the read budget is spent and every read is in."""
@@ -335,15 +341,9 @@ class PlateTracker:
     def _read_containing(self, text: str, first_seen: float) -> str | None:
         """A longer text emitted by this camera that contains `text` and was still in view when
         (or within `max_gap_s` before) the track of `text` began: the same plate, part of it
-        tracked on its own (a plate entering the picture, or a detection split at a gap). Look-alike
-        characters (O/0, I/1, ...) count as the same: a fragment is read with less context."""
-        classes = text.translate(CLASS_TRANSLATION)
+        tracked on its own (a plate entering the picture, or a detection split at a gap)."""
         for other, last_seen in self._recent_texts.items():
-            if (
-                len(other) > len(text)
-                and first_seen - last_seen <= self.config.max_gap_s
-                and classes in other.translate(CLASS_TRANSLATION)
-            ):
+            if first_seen - last_seen <= self.config.max_gap_s and _is_part_of(text, other):
                 return other
         return None
 
@@ -445,6 +445,14 @@ def _corrected(
         char_confidences=char_confidences,
         alternatives=tuple((t, round(s, 4)) for t, s in ranked[:_MAX_ALTERNATIVES]),
         plate_format=plate_format,
+    )
+
+
+def _is_part_of(part: str, whole: str) -> bool:
+    """`part` is a shorter run of `whole`'s characters, look-alikes (O/0, I/1, ...) counting as
+    the same: a part of a plate is read with less context than the whole."""
+    return len(part) < len(whole) and part.translate(CLASS_TRANSLATION) in whole.translate(
+        CLASS_TRANSLATION
     )
 
 

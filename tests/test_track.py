@@ -208,6 +208,23 @@ def test_a_road_marking_tracked_now_and_then_does_not_catch_the_next_plate_near_
     assert sorted(started.values()) == [0, 38]
 
 
+def test_a_first_read_of_part_of_the_plate_does_not_hold_back_the_early_emit():
+    # The plate entering the picture is read "KPV" first; three whole reads then agree.
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    texts = iter(["KPV", "PO00KPV", "PO00KPV", "PO00KPV", "PO00KPV"])
+    emitted, reads = [], 0
+    for step in range(30):
+        box = approaching_box(step)
+        frame = frame_with(step, [box])
+        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)]):
+            reads += 1
+            tracker.add_read(track_id, frame, detection, plate_read(next(texts)))
+        emitted += [(step, v) for v in tracker.finished(frame.scene_time)]
+
+    assert [v.read.text for _, v in emitted] == ["PO00KPV"]
+    assert reads == 4 and emitted[0][0] < 29  # while the vehicle is still in view
+
+
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
     config = TrackingConfig(early_emit_reads=0)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
