@@ -129,9 +129,10 @@ class PlateFinding:
     read: PlateRead
 
 
-def plate_likeness(finding: PlateFinding) -> tuple[bool, float]:
-    """Sort key of still-image findings (`PlateFinder.find`): a digit, then confidence."""
-    return holds_digit(finding.read.text), finding.read.confidence
+def plate_likeness(read: PlateRead) -> tuple[bool, float]:
+    """Sort key of reads that compete to be the plate (`PlateFinder.find`, a two-line
+    candidate's fallback): a digit, then confidence."""
+    return holds_digit(read.text), read.confidence
 
 
 class PlateFinder:
@@ -204,7 +205,7 @@ class PlateFinder:
             return joined
         crops = [self._crop(image, box) for box in (detection.box, *detection.lines)]
         reads = [read for read in map(self.reader.read, crops) if read is not None]
-        return max(reads, key=lambda read: (holds_digit(read.text), read.confidence), default=None)
+        return max(reads, key=plate_likeness, default=None)
 
     def _crop(self, image: np.ndarray, box: Box, margin: float = _CROP_MARGIN) -> np.ndarray:
         return self.calibration.rectify_plate(plate_crop(image, box, margin))
@@ -220,7 +221,7 @@ class PlateFinder:
             read = self.read(image, detection)
             if read is not None:
                 findings.append(PlateFinding(detection, read))
-        return sorted(findings, key=plate_likeness, reverse=True)
+        return sorted(findings, key=lambda f: plate_likeness(f.read), reverse=True)
 
 
 class CameraWorker:

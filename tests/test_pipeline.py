@@ -88,7 +88,9 @@ def test_reads_holding_a_digit_rank_first_then_by_confidence():
         finding("A1", 0.9),
         finding("EXIT", 0.2),
     ]
-    ranked = [f.read.text for f in sorted(found, key=plate_likeness, reverse=True)]
+    ranked = [
+        f.read.text for f in sorted(found, key=lambda f: plate_likeness(f.read), reverse=True)
+    ]
     assert ranked == ["A1", "CW22FNH", "TEXAS", "EXIT"]
 
 

@@ -107,41 +107,47 @@ def test_wait_for_room_returns_once_a_frame_is_taken_and_false_when_closed():
 # Video files.
 
 
-def test_fast_replay_reads_a_frame_only_when_the_queue_has_room(tmp_path):
-    # A frame read ahead and held until there is room would carry a capture time older than
-    # the replay makes it, and inflate every capture-to-alert latency.
-    clip = write_clip(tmp_path / "clip.mp4", frames=12)
-    camera = CameraConfig(id="cam1", source=str(clip), pacing="fast", queue_size=1)
-    queue = FrameQueue(camera.queue_size)
-    source = FrameSource(camera, queue)
-    source.start()
-    taken = 0
-    read_ahead = []
-    while queue.get(timeout=5.0) is not None:
-        taken += 1
-        time.sleep(0.05)
-        read_ahead.append(source.health().frames_in - taken)
-        if source.finished and len(queue) == 0:
-            break
-    source.stop()
-
-    assert taken == 12
-    assert max(read_ahead) == 1 and min(read_ahead) == 0  # one frame ahead, then none at the end
-
-
-def test_file_source_fast_replay_delivers_every_frame_to_a_slow_consumer(tmp_path):
-    clip = write_clip(tmp_path / "clip.mp4", frames=30)
-    camera = CameraConfig(id="cam1", source=str(clip), pacing="fast", queue_size=2)
+def consume_fast_replay(
+    clip: Path,
+    queue_size: int,
+    seconds_per_frame: float,
+    after_each: Callable[[FrameSource, int], None] = lambda source, taken: None,
+) -> tuple[list[Frame], FrameSource]:
+    """Replay `clip` as fast as possible into a consumer taking `seconds_per_frame` a frame,
+    calling `after_each(source, frames taken)` after each; the frames and the stopped source."""
+    camera = CameraConfig(id="cam1", source=str(clip), pacing="fast", queue_size=queue_size)
     queue = FrameQueue(camera.queue_size)
     source = FrameSource(camera, queue)
     source.start()
     frames = []
     while (frame := queue.get(timeout=5.0)) is not None:
         frames.append(frame)
-        time.sleep(0.005)
+        time.sleep(seconds_per_frame)
+        after_each(source, len(frames))
         if source.finished and len(queue) == 0:
             break
     source.stop()
+    return frames, source
+
+
+def test_fast_replay_reads_a_frame_only_when_the_queue_has_room(tmp_path):
+    # A frame read ahead and held until there is room would carry a capture time older than
+    # the replay makes it, and inflate every capture-to-alert latency.
+    read_ahead = []
+    frames, _ = consume_fast_replay(
+        write_clip(tmp_path / "clip.mp4", frames=12),
+        queue_size=1,
+        seconds_per_frame=0.05,
+        after_each=lambda source, taken: read_ahead.append(source.health().frames_in - taken),
+    )
+
+    assert len(frames) == 12
+    assert max(read_ahead) == 1 and min(read_ahead) == 0  # one frame ahead, then none at the end
+
+
+def test_file_source_fast_replay_delivers_every_frame_to_a_slow_consumer(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=30)
+    frames, source = consume_fast_replay(clip, queue_size=2, seconds_per_frame=0.005)
 
     assert [f.index for f in frames] == list(range(30))
     assert {f.camera_id for f in frames} == {"cam1"}
