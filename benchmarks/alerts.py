@@ -21,6 +21,10 @@ edge.console.ConsoleClient: de-duplication, acks, its own state folder):
    published while no console is connected; `lost` counts alerts published in the whole run that
    no console incarnation ever received, `duplicates` those received twice.
 
+Before the latency and the throughput phases the benchmark calls os.sync(): every alert's images
+go into the journal (about 140 MB for a 5,000-alert burst), and the disk flushing an earlier phase's
+or run's writes would otherwise slow the next one by up to a third on this VM.
+
 Each alert carries a 160x40 plate crop and an overview frame downscaled from `--frame` (default
 1280x720, synthetic texture) to 640 px wide, both JPEG, as the pipeline sends them; `--frame none`
 leaves the overview out, to measure the delivery machinery without most of the image work.
@@ -202,6 +206,7 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
         published: list[str] = []
         try:
             # 1. latency at a steady rate, each alert's evidence encoded just before publish()
+            os.sync()
             start = time.monotonic()
             latency_ids = set()
             encode_ms = []
@@ -216,6 +221,7 @@ def run(rate: float, seconds: float, burst: int, frame_size: tuple[int, int] | N
             latencies = [(r - c) * 1000 for alert_id, r, c in rows if alert_id in latency_ids]
 
             # 2. sustained throughput
+            os.sync()
             cpu_before = cpu_seconds(console.process.pid)
             first = time.time()
             burst_ids = {publisher.publish(activations[i], evidence(i)) for i in range(burst)}

@@ -26,7 +26,13 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from edge.alerts import ALERT_FORMAT_VERSION, MAX_ACK_IDS, dump_message
+from edge.alerts import (
+    ALERT_FORMAT_VERSION,
+    MAX_ACK_IDS,
+    MessageError,
+    dump_message,
+    load_message,
+)
 from edge.config import EdgeConfig
 from edge.decisions import DECISIONS, DecisionError, record_decision
 from edge.keys import KeyFileError, load_public_key, load_secret_key, public_key_file_for
@@ -206,9 +212,9 @@ class ConsoleClient:
 
     def _take(self, frames: list[bytes]) -> None:
         try:
-            message = json.loads(frames[0])
+            message = load_message(frames[0])
             kind = message["type"]
-        except (ValueError, KeyError, TypeError):
+        except (MessageError, KeyError, TypeError):
             logger.warning("console: ignored a message from the daemon that is not a JSON object")
             return
         self._last_heard = time.monotonic()

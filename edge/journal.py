@@ -26,6 +26,7 @@ from typing import Literal
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_INTERVAL_S = 1.0
+_PAGE_BYTES = 16 * 1024
 _CACHE_KIB = 16 * 1024
 _ACK_CHUNK = 1000
 """Acknowledgements recorded per statement (SQLite allows 32766 parameters)."""
@@ -90,6 +91,9 @@ class Journal:
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # Set on a new file only. An alert's images (about 27 KB) fill 2 pages, not 7: each page
+            # is one WAL frame and two write() calls, so this cuts the insert's CPU by a fifth.
+            self._db.execute(f"PRAGMA page_size={_PAGE_BYTES}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             # Checkpoints (which flush to disk) run on their own thread, not inside a commit.

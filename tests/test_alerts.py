@@ -27,10 +27,13 @@ from edge.alerts import (
     UNCOMMITTED_MAX,
     AlertPublisher,
     Evidence,
+    MessageError,
     alert_frames,
     alert_record,
+    dump_message,
     encode_alert,
     encode_evidence,
+    load_message,
 )
 from edge.config import AlertsConfig, ConfigError
 from edge.console import ConsoleClient
@@ -197,6 +200,29 @@ def test_alert_message_carries_the_read_hits_context_and_evidence_frames():
     assert (overview["width"], overview["height"]) == (OVERVIEW_MAX_WIDTH, 360)
     image = cv2.imdecode(np.frombuffer(frames[overview["frame"]], np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (360, OVERVIEW_MAX_WIDTH, 3)
+
+
+def test_messages_are_compact_utf8_json_with_numpy_values_as_numbers():
+    status = {
+        "camera_id": "Åsgård-1",
+        "fps_in": np.float32(24.5),
+        "dropped": np.int64(3),
+        "roi": np.array([[0, 1], [2, 3]]),
+        "source": Path("/dev/video0"),
+    }
+    data = dump_message(status)
+    assert b" " not in data and "Åsgård".encode() in data
+    assert json.loads(data) == {
+        "camera_id": "Åsgård-1",
+        "fps_in": 24.5,
+        "dropped": 3,
+        "roi": [[0, 1], [2, 3]],
+        "source": "/dev/video0",
+    }
+    assert load_message(data) == json.loads(data)
+    for not_json in (b"{", b"\xff\xfe", b"NaN", b""):
+        with pytest.raises(MessageError):
+            load_message(not_json)
 
 
 def test_possible_misread_is_labelled():

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import edge.journal as journal_module
 from edge.journal import AlertRecord, Journal, JournalError
 
 
@@ -130,3 +131,25 @@ def test_a_journal_of_the_earlier_format_is_refused_by_name(tmp_path):
         JournalError, match="old.sqlite: journal format 0, this daemon writes format 2"
     ):
         Journal(path)
+
+
+def test_new_journals_use_large_pages_and_older_files_keep_theirs(tmp_path, monkeypatch):
+    def page_size(path):
+        with sqlite3.connect(path) as db:
+            return db.execute("PRAGMA page_size").fetchone()[0]
+
+    new = Journal(tmp_path / "new.sqlite")
+    append_one(new, "a", "tsg", time.time(), b"{}")
+    new.close()
+    assert page_size(tmp_path / "new.sqlite") == journal_module._PAGE_BYTES > 4096
+
+    monkeypatch.setattr(journal_module, "_PAGE_BYTES", 4096)  # as journals were first written
+    old = Journal(tmp_path / "old.sqlite")
+    append_one(old, "a", "tsg", time.time(), b"{}")
+    old.close()
+    monkeypatch.undo()
+    reopened = Journal(tmp_path / "old.sqlite")
+    append_one(reopened, "b", "tsg", time.time(), b"x" * 50_000)
+    assert reopened.all_ids() == ["a", "b"]
+    reopened.close()
+    assert page_size(tmp_path / "old.sqlite") == 4096
