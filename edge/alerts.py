@@ -233,7 +233,7 @@ _ENCODER = msgspec.json.Encoder(enc_hook=_plain)
 _DECODER = msgspec.json.Decoder()
 
 MessageError = msgspec.DecodeError
-"""Raised by `load_message` for bytes that are not JSON (or not UTF-8)."""
+"""Raised by `load_message` for bytes that are not JSON, not UTF-8, or nested too deeply."""
 
 
 def dump_message(message: dict) -> bytes:
@@ -242,7 +242,10 @@ def dump_message(message: dict) -> bytes:
 
 
 def load_message(payload: bytes) -> Any:
-    return _DECODER.decode(payload)
+    try:
+        return _DECODER.decode(payload)
+    except RecursionError:  # "[[[[..." : a few KB from a client can nest past Python's limit
+        raise MessageError("JSON nested too deeply") from None
 
 
 class _RefusalLog:

@@ -220,7 +220,7 @@ def test_messages_are_compact_utf8_json_with_numpy_values_as_numbers():
         "source": "/dev/video0",
     }
     assert load_message(data) == json.loads(data)
-    for not_json in (b"{", b"\xff\xfe", b"NaN", b""):
+    for not_json in (b"{", b"\xff\xfe", b"NaN", b"", b"[" * 60_000, b'{"a":' * 20_000):
         with pytest.raises(MessageError):
             load_message(not_json)
 
@@ -372,6 +372,7 @@ def test_malformed_and_oversized_messages_are_ignored_without_harm(
         [b"[1, 2, 3]"],
         [b'{"type": "subscribe", "role": "tfc"}'],
         [b'{"type": "ack", "ids": "everything"}'],
+        [b"[" * 60_000],  # nested past Python's recursion limit, inside the size limit
         [b'{"type": "hello", "role": "tsg"}', b"second frame"],
         [b"x" * (MAX_CLIENT_MESSAGE_BYTES + 1)],
     ]
@@ -388,6 +389,7 @@ def test_malformed_and_oversized_messages_are_ignored_without_harm(
         tsg.close()
         raw.close()
     assert any("dropped a message from tsg-1" in r.getMessage() for r in caplog.records)
+    assert not any("error in the I/O loop" in r.getMessage() for r in caplog.records)
 
 
 def test_insecure_mode_works_without_keys(tmp_path):
