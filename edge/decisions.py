@@ -41,7 +41,7 @@ def _last_hash(text: str, path: Path) -> tuple[int, str]:
     try:
         last = json.loads(lines[-1])
         return int(last["seq"]), str(last["hash"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise DecisionError(
             f"{path}: line {len(lines)}: not a decision record; the log is damaged, run "
             "verify_decision_log and keep the file as evidence"
@@ -63,7 +63,7 @@ def record_decision(
     if len(note) > MAX_NOTE_CHARS:
         raise DecisionError(f"note: at most {MAX_NOTE_CHARS} characters")
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log_path, "a+", encoding="utf-8") as log:
+    with open(log_path, "a+", encoding="utf-8", errors="replace") as log:
         fcntl.flock(log, fcntl.LOCK_EX)  # consoles sharing a log append one at a time
         log.seek(0)
         seq, prev = _last_hash(log.read(), log_path)
@@ -88,13 +88,14 @@ def verify_decision_log(log_path: Path) -> list[str]:
     """Problems found in the chain, each naming its line; empty when the log is intact."""
     problems = []
     prev, expected_seq = GENESIS, 1
-    with open(log_path, encoding="utf-8") as log:
+    # Bytes that are not UTF-8 are read as U+FFFD: the line is then reported, not the check halted.
+    with open(log_path, encoding="utf-8", errors="replace") as log:
         for number, line in enumerate(log, start=1):
             try:
                 record = json.loads(line)
                 fields = {k: v for k, v in record.items() if k != "hash"}
                 stated = record["hash"]
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 problems.append(f"{log_path}: line {number}: not a decision record")
                 continue
             if fields.get("prev") != prev:

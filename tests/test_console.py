@@ -53,6 +53,21 @@ def test_decision_log_names_the_line_that_was_edited_or_removed(tmp_path):
     assert problems and all("line 2" in p for p in problems)
 
 
+def test_a_log_damaged_with_garbage_is_reported_line_by_line_not_a_crash(tmp_path):
+    log = tmp_path / "decisions.jsonl"
+    for decision in ("stop", "follow"):
+        record_decision(log, "alert", decision, "", "tfc-1")
+    with log.open("ab") as file:
+        file.write(b"[" * 5000 + b"\n")  # nested past Python's recursion limit
+        file.write(b'{"note": "\xff\xfe"}\n')  # not UTF-8
+    problems = verify_decision_log(log)
+    assert f"{log}: line 3: not a decision record" in problems
+    assert any(p.startswith(f"{log}: line 4:") for p in problems)
+    assert not any("line 1" in p or "line 2" in p for p in problems)
+    with pytest.raises(DecisionError, match="line 4: not a decision record"):
+        record_decision(log, "alert", "stop", "", "tfc-1")
+
+
 def test_unknown_decision_is_refused(tmp_path):
     with pytest.raises(DecisionError, match="choose one of"):
         record_decision(tmp_path / "d.jsonl", "alert", "shoot", "", "tfc-1")
