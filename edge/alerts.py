@@ -410,8 +410,10 @@ class AlertPublisher:
         }
         try:
             message = dump_message(envelope)
-        except (TypeError, ValueError, OverflowError) as error:
-            logger.error("alerts: status not sendable as JSON (%s): %r", error, status)
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as error:
+            logger.error(
+                "alerts: a %r status is not sendable as JSON: %s", status.get("type"), error
+            )
             return
         try:
             self._status.put_nowait(message)

@@ -9,10 +9,11 @@ agree, every other frame, until `reads_per_track` legible reads are in. Reads th
 illegible (a plate still too far to read) do not use up that budget, only a larger budget of
 attempts. The reads are fused by per-character voting.
 
-When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees,
-or its read budget is spent (no later read could change the text), while the vehicle is often
-still in view: this is what keeps capture-to-alert latency low. Otherwise (and always with
-`early_emit_reads: 0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
+When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees
+(a read of part of the plate, or of the plate with look-alikes swapped, does not), or its read
+budget is spent (no later read could change the text), while the vehicle is often still in view:
+this is what keeps capture-to-alert latency low. Otherwise (and always with `early_emit_reads:
+0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
 emitted within `repeat_window_s` is suppressed: that is the same vehicle, its track broken by
 missed detections. So is a track whose text is part of a longer one this camera emitted while
 that plate was in view (a plate entering the picture tracked on its own for a frame or two, read
@@ -274,14 +275,16 @@ class PlateTracker:
 
     def _agreed(self, track: _Track) -> bool:
         """Enough reads for an early emit, all the same text but for reads of part of it (the
-        plate entering the picture, read "KPV" before "PO00KPV"): those say nothing against it."""
+        plate entering the picture, read "KPV" before "PO00KPV") and reads of it with look-alikes
+        swapped (read "PO0OKPV" where the reader was unsure): those say nothing against it."""
         needed = self.config.early_emit_reads
         counts = collections.Counter(reading.read.text for reading in track.readings)
         if needed <= 0 or not counts:
             return False
         text, agreeing = counts.most_common(1)[0]
         return agreeing >= needed and all(
-            other == text or _is_part_of(other, text) for other in counts
+            other == text or _is_part_of(other, text) or _looks_alike(other, text)
+            for other in counts
         )
 
     def _settled(self, track: _Track) -> bool:
@@ -454,6 +457,11 @@ def _is_part_of(part: str, whole: str) -> bool:
     return len(part) < len(whole) and part.translate(CLASS_TRANSLATION) in whole.translate(
         CLASS_TRANSLATION
     )
+
+
+def _looks_alike(read: str, other: str) -> bool:
+    """The same characters but for look-alikes (O/0, I/1, ...) in some places."""
+    return read.translate(CLASS_TRANSLATION) == other.translate(CLASS_TRANSLATION)
 
 
 def _char_confidence(read: PlateRead, position: int) -> float:

@@ -126,6 +126,10 @@ def test_json_console_prints_one_object_per_alert_and_saves_the_crop(daemon):
         max_seconds=15,
     )
     wait_for_text(out, '"up": true')
+    unsendable: dict = {}
+    for _ in range(5000):  # nested past the recursion limit: logged and dropped, nothing raised
+        unsendable = {"inner": unsendable}
+    publisher.publish_status(unsendable)
     publisher.publish_status(
         {"type": "camera_health", "camera_id": "cam-front", "fps_in": np.float32(25)}
     )
