@@ -4,8 +4,9 @@ Each camera has a `PlateTracker`. Detections are linked into tracks by box overl
 track's predicted box (where its recent sightings say it is now), or, for fast movers whose
 boxes no longer overlap, by centre distance measured in plate heights, allowing more the longer
 the track has gone unseen. OCR runs on only a few crops of each track: the first sighting, then
-crops clearly larger or sharper than any legible read so far, and, while the reads do not yet
-agree, every other frame, until `reads_per_track` legible reads are in. Reads that come back
+crops clearly larger or sharper than any legible read so far, and, every other frame, crops
+nearly as good while the reads disagree, or at least half as good while they agree but are too
+few to emit, until `reads_per_track` legible reads are in. Reads that come back
 illegible (a plate still too far to read) do not use up that budget, only a larger budget of
 attempts. The reads are fused by per-character voting.
 
@@ -15,10 +16,11 @@ budget is spent (no later read could change the text), while the vehicle is ofte
 this is what keeps capture-to-alert latency low. Otherwise (and always with `early_emit_reads:
 0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
 emitted within `repeat_window_s` is suppressed: that is the same vehicle, its track broken by
-missed detections. So is a track whose text is part of a longer one this camera emitted while
-that plate was in view (a plate entering the picture tracked on its own for a frame or two, read
-"NIJ431" beside "NIJ4318"): a fragment could otherwise match the hotlist entry as a possible
-misread and alert a second time for one vehicle.
+missed detections. So is a track whose text is part of, or a look-alike of, one this camera
+emitted while that plate was in view (a plate entering the picture tracked on its own for a frame
+or two, read "NIJ431" beside "NIJ4318"; a box that lost its track for a frame, read "DNOLEVT"
+beside "DN01EVT"): it could otherwise match the hotlist entry as a possible misread and alert a
+second time for one vehicle.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ _CLEARLY_BETTER = 1.15
 """A crop is worth another read when its quality beats every crop read so far by this factor."""
 _GOOD_ENOUGH = 0.8
 """While reads disagree, crops at least this fraction of the best quality are read too."""
+_CONFIRMING = 0.5
+"""While the reads agree but are too few for an early emit, crops down to this fraction of the
+best are read too: a smaller crop that agrees still confirms, and a receding vehicle's best crop
+is often its first (without it, such a track waited `max_gap_s` after leaving to be emitted)."""
 _READ_SPACING_FRAMES = 2
 _ATTEMPTS_PER_READ = 4
 """Reads a track may request, illegible ones included, per read of its budget."""
@@ -252,7 +258,8 @@ class PlateTracker:
 
     def _worth_reading(self, track: _Track, frame_index: int, quality: float) -> bool:
         """Its first sighting; then a crop clearly better than any legible read so far, or,
-        while the reads do not yet agree, one nearly as good and spaced from the last request.
+        spaced from the last request, while the reads disagree one nearly as good, and while
+        they agree but are too few for an early emit one at least half as good.
         Until a read is legible (the plate still far, blurred, or no plate at all), every
         other frame: illegible reads spend attempts, not the read budget, so a plate first seen
         too small to read is still read once it comes near."""
@@ -270,22 +277,31 @@ class PlateTracker:
             return spaced
         if quality > _CLEARLY_BETTER * track.best_quality_read:
             return True
-        good_enough = quality >= _GOOD_ENOUGH * track.best_quality_read
-        return spaced and good_enough and not self._agreed(track)
-
-    def _agreed(self, track: _Track) -> bool:
-        """Enough reads for an early emit, all the same text but for reads of part of it (the
-        plate entering the picture, read "KPV" before "PO00KPV") and reads of it with look-alikes
-        swapped (read "PO0OKPV" where the reader was unsure): those say nothing against it."""
-        needed = self.config.early_emit_reads
-        counts = collections.Counter(reading.read.text for reading in track.readings)
-        if needed <= 0 or not counts:
+        if not spaced or self._agreed(track):
             return False
+        confirming = 0 < self._agreeing_reads(track) < self.config.early_emit_reads
+        floor = _CONFIRMING if confirming else _GOOD_ENOUGH
+        return quality >= floor * track.best_quality_read
+
+    def _agreeing_reads(self, track: _Track) -> int:
+        """How many reads give the track's most common text, or 0 if a read disagrees with it.
+        Reads of part of it (the plate entering the picture, read "KPV" before "PO00KPV") and
+        reads of it with look-alikes swapped (read "PO0OKPV" where the reader was unsure) say
+        nothing against it."""
+        counts = collections.Counter(reading.read.text for reading in track.readings)
+        if not counts:
+            return 0
         text, agreeing = counts.most_common(1)[0]
-        return agreeing >= needed and all(
+        consistent = all(
             other == text or _is_part_of(other, text) or _looks_alike(other, text)
             for other in counts
         )
+        return agreeing if consistent else 0
+
+    def _agreed(self, track: _Track) -> bool:
+        """Enough agreeing reads for an early emit, and none against them."""
+        needed = self.config.early_emit_reads
+        return needed > 0 and self._agreeing_reads(track) >= needed
 
     def _settled(self, track: _Track) -> bool:
         """Early emit: the reads agree, or the read budget is spent and every read is in."""
@@ -310,10 +326,11 @@ class PlateTracker:
                 fused.text,
             )
             return None
-        whole = self._read_containing(fused.text, track.first_seen)
+        whole = self._read_alongside(fused.text, track.first_seen)
         if whole is not None:
             logger.debug(
-                "camera %s: track %d read %s, part of %s read alongside it, suppressed",
+                "camera %s: track %d read %s, part or look-alike of %s read alongside it, "
+                "suppressed",
                 self.camera_id,
                 track.track_id,
                 fused.text,
@@ -341,12 +358,17 @@ class PlateTracker:
             frames_seen=track.frames_seen,
         )
 
-    def _read_containing(self, text: str, first_seen: float) -> str | None:
-        """A longer text emitted by this camera that contains `text` and was still in view when
-        (or within `max_gap_s` before) the track of `text` began: the same plate, part of it
-        tracked on its own (a plate entering the picture, or a detection split at a gap)."""
+    def _read_alongside(self, text: str, first_seen: float) -> str | None:
+        """Another text emitted by this camera, still in view when (or within `max_gap_s`
+        before) the track of `text` began, that `text` is part of or a look-alike of: the same
+        plate, tracked on its own for a while (a plate entering the picture, or a box that lost
+        its track at a gap) and read in part or with look-alikes swapped."""
         for other, last_seen in self._recent_texts.items():
-            if first_seen - last_seen <= self.config.max_gap_s and _is_part_of(text, other):
+            if (
+                other != text
+                and first_seen - last_seen <= self.config.max_gap_s
+                and (_is_part_of(text, other) or _looks_alike(text, other))
+            ):
                 return other
         return None
 

@@ -146,11 +146,18 @@ def test_a_track_broken_by_missed_detections_is_still_one_read():
     assert [v.read.text for _, v in emitted] == ["AB12CDE"]
 
 
-def test_part_of_a_plate_tracked_on_its_own_is_not_a_second_read():
-    # A plate entering the picture is boxed short for two frames and tracked apart from the
-    # whole plate: its read "NIJ43I" would match a hotlist entry NIJ4318 as a possible misread.
+@pytest.mark.parametrize(
+    "read_beside",
+    [
+        "NIJ43I",  # part of the plate: boxed short as it enters the picture
+        "NIJ43LB",  # the whole plate, read with look-alikes (1->L, 8->B) from a stray box
+    ],
+)
+def test_part_or_look_alike_of_a_plate_tracked_on_its_own_is_not_a_second_read(read_beside):
+    # The plate is tracked apart from itself for two frames: the stray track's read would match
+    # a hotlist entry NIJ4318 as a possible misread and alert a second time for one vehicle.
     tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
-    reader = Reader({2: "NIJ4318", 4: "NIJ43I", 5: "AB12"}, error_rate=0.0)
+    reader = Reader({2: "NIJ4318", 4: read_beside, 5: "AB12"}, error_rate=0.0)
     frames = []
     for step in range(20):
         whole = approaching_box(step)
@@ -232,6 +239,24 @@ def test_a_first_read_of_part_of_the_plate_or_with_a_look_alike_does_not_hold_ba
 
     assert [v.read.text for _, v in emitted] == ["PO00KPV"]
     assert reads == 4 and emitted[0][0] < 29  # while the vehicle is still in view
+
+
+def test_a_receding_plate_read_well_at_first_is_confirmed_on_smaller_crops_while_in_view():
+    # Its first crops are its largest: later, smaller ones that agree still confirm the read,
+    # so it is emitted while in view, not max_gap_s after it has gone.
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    emitted, reads = [], []
+    for step in range(12):
+        height = max(8, 40 - 4 * step)
+        box = (200, 300 - 12 * step, int(height * 4.7), height)
+        frame = frame_with(step, [box])
+        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)]):
+            reads.append(step)
+            tracker.add_read(track_id, frame, detection, plate_read("PO00KPV"))
+        emitted += [(step, v) for v in tracker.finished(frame.scene_time)]
+
+    assert [v.read.text for _, v in emitted] == ["PO00KPV"]
+    assert len(reads) == 3 and emitted[0][0] == reads[-1] < 11
 
 
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
