@@ -4,9 +4,8 @@ Each camera has a `PlateTracker`. Detections are linked into tracks by box overl
 track's predicted box (where its recent sightings say it is now), or, for fast movers whose
 boxes no longer overlap, by centre distance measured in plate heights, allowing more the longer
 the track has gone unseen. OCR runs on only a few crops of each track: the first sighting, then
-crops clearly larger or sharper than any legible read so far, and, every other frame, crops
-nearly as good while the reads disagree, or at least half as good while they agree but are too
-few to emit, until `reads_per_track` legible reads are in. Reads that come back
+crops clearly larger or sharper than any legible read so far, and, while the reads do not yet
+agree, every other frame, until `reads_per_track` legible reads are in. Reads that come back
 illegible (a plate still too far to read) do not use up that budget, only a larger budget of
 attempts. The reads are fused by per-character voting.
 
@@ -56,10 +55,6 @@ _CLEARLY_BETTER = 1.15
 """A crop is worth another read when its quality beats every crop read so far by this factor."""
 _GOOD_ENOUGH = 0.8
 """While reads disagree, crops at least this fraction of the best quality are read too."""
-_CONFIRMING = 0.5
-"""While the reads agree but are too few for an early emit, crops down to this fraction of the
-best are read too: a smaller crop that agrees still confirms, and a receding vehicle's best crop
-is often its first (without it, such a track waited `max_gap_s` after leaving to be emitted)."""
 _READ_SPACING_FRAMES = 2
 _ATTEMPTS_PER_READ = 4
 """Reads a track may request, illegible ones included, per read of its budget."""
@@ -258,8 +253,7 @@ class PlateTracker:
 
     def _worth_reading(self, track: _Track, frame_index: int, quality: float) -> bool:
         """Its first sighting; then a crop clearly better than any legible read so far, or,
-        spaced from the last request, while the reads disagree one nearly as good, and while
-        they agree but are too few for an early emit one at least half as good.
+        while the reads do not yet agree, one nearly as good and spaced from the last request.
         Until a read is legible (the plate still far, blurred, or no plate at all), every
         other frame: illegible reads spend attempts, not the read budget, so a plate first seen
         too small to read is still read once it comes near."""
@@ -277,31 +271,22 @@ class PlateTracker:
             return spaced
         if quality > _CLEARLY_BETTER * track.best_quality_read:
             return True
-        if not spaced or self._agreed(track):
-            return False
-        confirming = 0 < self._agreeing_reads(track) < self.config.early_emit_reads
-        floor = _CONFIRMING if confirming else _GOOD_ENOUGH
-        return quality >= floor * track.best_quality_read
+        good_enough = quality >= _GOOD_ENOUGH * track.best_quality_read
+        return spaced and good_enough and not self._agreed(track)
 
-    def _agreeing_reads(self, track: _Track) -> int:
-        """How many reads give the track's most common text, or 0 if a read disagrees with it.
-        Reads of part of it (the plate entering the picture, read "KPV" before "PO00KPV") and
-        reads of it with look-alikes swapped (read "PO0OKPV" where the reader was unsure) say
-        nothing against it."""
+    def _agreed(self, track: _Track) -> bool:
+        """Enough reads for an early emit, all the same text but for reads of part of it (the
+        plate entering the picture, read "KPV" before "PO00KPV") and reads of it with look-alikes
+        swapped (read "PO0OKPV" where the reader was unsure): those say nothing against it."""
+        needed = self.config.early_emit_reads
         counts = collections.Counter(reading.read.text for reading in track.readings)
-        if not counts:
-            return 0
+        if needed <= 0 or not counts:
+            return False
         text, agreeing = counts.most_common(1)[0]
-        consistent = all(
+        return agreeing >= needed and all(
             other == text or _is_part_of(other, text) or _looks_alike(other, text)
             for other in counts
         )
-        return agreeing if consistent else 0
-
-    def _agreed(self, track: _Track) -> bool:
-        """Enough agreeing reads for an early emit, and none against them."""
-        needed = self.config.early_emit_reads
-        return needed > 0 and self._agreeing_reads(track) >= needed
 
     def _settled(self, track: _Track) -> bool:
         """Early emit: the reads agree, or the read budget is spent and every read is in."""

@@ -241,24 +241,6 @@ def test_a_first_read_of_part_of_the_plate_or_with_a_look_alike_does_not_hold_ba
     assert reads == 4 and emitted[0][0] < 29  # while the vehicle is still in view
 
 
-def test_a_receding_plate_read_well_at_first_is_confirmed_on_smaller_crops_while_in_view():
-    # Its first crops are its largest: later, smaller ones that agree still confirm the read,
-    # so it is emitted while in view, not max_gap_s after it has gone.
-    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
-    emitted, reads = [], []
-    for step in range(12):
-        height = max(8, 40 - 4 * step)
-        box = (200, 300 - 12 * step, int(height * 4.7), height)
-        frame = frame_with(step, [box])
-        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)]):
-            reads.append(step)
-            tracker.add_read(track_id, frame, detection, plate_read("PO00KPV"))
-        emitted += [(step, v) for v in tracker.finished(frame.scene_time)]
-
-    assert [v.read.text for _, v in emitted] == ["PO00KPV"]
-    assert len(reads) == 3 and emitted[0][0] == reads[-1] < 11
-
-
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
     config = TrackingConfig(early_emit_reads=0)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
