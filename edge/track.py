@@ -56,6 +56,12 @@ _CLEARLY_BETTER = 1.15
 _GOOD_ENOUGH = 0.8
 """While reads disagree, crops at least this fraction of the best quality are read too."""
 _READ_SPACING_FRAMES = 2
+_STALE_SIGHTINGS = 4
+"""A track seen this many times since its last read, none of those crops worth reading, whose
+reads agree (one short of `early_emit_reads`) on a UK plate, is emitted then: no later read is
+coming (a receding plate's crops only shrink), and waiting `max_gap_s` for it to end would only
+delay the same read by a second. Part-reads, which fit no UK format, still wait, so the whole
+plate, read alongside, is emitted first and they are suppressed."""
 _ATTEMPTS_PER_READ = 4
 """Reads a track may request, illegible ones included, per read of its budget."""
 _RECENT_SIGHTINGS = 3
@@ -95,6 +101,7 @@ class _Track:
     best_quality_read: float = 0.0
     """The best crop quality among the legible reads."""
     last_request_index: int = -(10**9)
+    sightings_since_request: int = 0
     readings: list[_Reading] = field(default_factory=list)
     fused_text: str | None = None
     """Set once the track's read is emitted (or suppressed as a repeat)."""
@@ -103,6 +110,7 @@ class _Track:
         self.last_seen = frame.scene_time
         self.last_captured_at = frame.captured_at
         self.frames_seen += 1
+        self.sightings_since_request += 1
         if len(self.first_boxes) < _RECENT_SIGHTINGS:
             self.first_boxes.append(box)
         self.recent.append((frame.index, box))
@@ -142,6 +150,7 @@ class PlateTracker:
             if self._worth_reading(track, frame.index, quality):
                 track.reads_requested += 1
                 track.last_request_index = frame.index
+                track.sightings_since_request = 0
                 to_read.append((track.track_id, detection))
         return to_read
 
@@ -275,26 +284,43 @@ class PlateTracker:
         return spaced and good_enough and not self._agreed(track)
 
     def _agreed(self, track: _Track) -> bool:
-        """Enough reads for an early emit, all the same text but for reads of part of it (the
-        plate entering the picture, read "KPV" before "PO00KPV") and reads of it with look-alikes
-        swapped (read "PO0OKPV" where the reader was unsure): those say nothing against it."""
+        """Enough reads for an early emit, and none against them."""
         needed = self.config.early_emit_reads
+        return needed > 0 and self._agreement(track)[1] >= needed
+
+    def _agreement(self, track: _Track) -> tuple[str | None, int]:
+        """The track's most common read and how many reads give it, or (None, 0) when a read
+        disagrees with it. Reads of part of it (the plate entering the picture, read "KPV" before
+        "PO00KPV") and reads of it with look-alikes swapped (read "PO0OKPV" where the reader was
+        unsure) say nothing against it."""
         counts = collections.Counter(reading.read.text for reading in track.readings)
-        if needed <= 0 or not counts:
-            return False
+        if not counts:
+            return None, 0
         text, agreeing = counts.most_common(1)[0]
-        return agreeing >= needed and all(
+        if all(
             other == text or _is_part_of(other, text) or _looks_alike(other, text)
             for other in counts
-        )
+        ):
+            return text, agreeing
+        return None, 0
 
     def _settled(self, track: _Track) -> bool:
-        """Early emit: the reads agree, or the read budget is spent and every read is in."""
+        """Early emit: the reads agree, or the read budget is spent and every read is in, or no
+        later crop is worth reading (see _STALE_SIGHTINGS)."""
         if track.fused_text is not None or not track.readings or not self.config.early_emit_reads:
             return False
         budget = self.config.reads_per_track
         spent = len(track.readings) >= budget or track.reads_answered >= _ATTEMPTS_PER_READ * budget
-        return spent or self._agreed(track)
+        return spent or self._agreed(track) or self._stale(track)
+
+    def _stale(self, track: _Track) -> bool:
+        text, agreeing = self._agreement(track)
+        return (
+            track.sightings_since_request >= _STALE_SIGHTINGS
+            and track.reads_answered == track.reads_requested
+            and agreeing >= max(1, self.config.early_emit_reads - 1)
+            and any(r.read.text == text and r.read.plate_format for r in track.readings)
+        )
 
     def _emit(self, track: _Track) -> VehicleRead | None:
         if track.fused_text is not None or not track.readings:

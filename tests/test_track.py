@@ -241,6 +241,31 @@ def test_a_first_read_of_part_of_the_plate_or_with_a_look_alike_does_not_hold_ba
     assert reads == 4 and emitted[0][0] < 29  # while the vehicle is still in view
 
 
+@pytest.mark.parametrize("plate_format", ["current", None])
+def test_a_receding_plate_read_twice_is_emitted_once_no_later_crop_is_worth_reading(plate_format):
+    # Its first crops are its largest; after two agreeing reads every later crop is too small to
+    # be worth a read. A UK plate is emitted a few sightings later, while still in view; a read
+    # that fits no UK format (it may be part of a plate) waits for the track to end.
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    read = PlateRead("PO00KPV", 0.9, (0.9,) * 7, plate_format=plate_format)
+    emitted, reads = [], []
+    for step in range(40):
+        height = max(12, 40 - 4 * step)
+        box = (200, 300 - 6 * step, int(height * 4.7), height) if step < 12 else None
+        frame = frame_with(step, [box] if box else [])
+        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)] if box else []):
+            reads.append(step)
+            tracker.add_read(track_id, frame, detection, read)
+        emitted += [(step, v) for v in tracker.finished(frame.scene_time)]
+
+    assert reads == [0, 2]
+    assert [v.read.text for _, v in emitted] == ["PO00KPV"]
+    if plate_format:
+        assert emitted[0][0] == 2 + 4  # four sightings after the last read, still in view
+    else:
+        assert emitted[0][0] > 11 + TrackingConfig().max_gap_s * FPS  # after the track ended
+
+
 def test_fast_mover_whose_boxes_never_overlap_stays_one_track():
     config = TrackingConfig(early_emit_reads=0)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
