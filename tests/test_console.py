@@ -295,6 +295,10 @@ class BareDaemon:
     def __init__(self):
         self.socket = zmq.Context.instance().socket(zmq.ROUTER)
         self.socket.linger = 0
+        # No send limit: a ROUTER drops what passes its high-water mark, and a test's burst
+        # of alerts must all reach the console however slowly this machine schedules zmq's
+        # I/O thread (the real daemon sends with ROUTER_MANDATORY and feeds from its journal).
+        self.socket.sndhwm = 0
         port = self.socket.bind_to_random_port("tcp://127.0.0.1")
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.console: bytes | None = None
@@ -390,6 +394,7 @@ def test_console_acknowledges_in_batches_every_alert_once(bare_daemon, tmp_path)
         while len(shown) < len(ids):
             event = client.receive(5.0)
             assert event is not None, f"only {len(shown)} alerts arrived"
+            assert event["type"] == "alert", f"after {len(shown)} alerts: {event}"
             shown.append(event["alert_id"])
             client.ack(event["alert_id"])
         client.receive(0.1)  # nothing more to read: the last acks go
