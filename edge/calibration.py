@@ -89,6 +89,10 @@ def default_calibration(camera_id: str) -> Calibration:
     return Calibration(camera_id=camera_id)
 
 
+_EDGE_PX = 1
+"""A box this close to the edge of the searched rectangle touches it."""
+
+
 class RegionOfInterest:
     """Restricts detection to the calibrated region of interest.
 
@@ -109,11 +113,30 @@ class RegionOfInterest:
         """The part of `image` to search and its offset (dx, dy) in the full frame."""
         if self._rect is None:
             return image, (0, 0)
-        height, width = image.shape[:2]
+        x0, y0, x1, y1 = self._searched(image.shape)
+        return image[y0:y1, x0:x1], (x0, y0)
+
+    def cuts(self, box: Box, image_shape: tuple[int, ...]) -> bool:
+        """Whether the box reaches the edge of the searched rectangle (the frame's, or the
+        region's bounding rectangle): the plate may go on beyond it, and a read of it may be a
+        read of part of it."""
+        x0, y0, x1, y1 = self._searched(image_shape)
+        x, y, w, h = box
+        return (
+            x <= x0 + _EDGE_PX
+            or y <= y0 + _EDGE_PX
+            or x + w >= x1 - _EDGE_PX
+            or y + h >= y1 - _EDGE_PX
+        )
+
+    def _searched(self, image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        height, width = image_shape[:2]
+        if self._rect is None:
+            return 0, 0, width, height
         x0, y0, x1, y1 = self._rect
         x0, y0 = min(max(x0, 0), width), min(max(y0, 0), height)
         x1, y1 = min(max(x1, x0), width), min(max(y1, y0), height)
-        return image[y0:y1, x0:x1], (x0, y0)
+        return x0, y0, x1, y1
 
     def contains(self, box: Box) -> bool:
         """Whether the box's centre lies inside the polygon (or on its edge)."""

@@ -129,6 +129,14 @@ class TrackingConfig(_Section):
         "detected; on the others only around the plates already tracked. A new plate is found "
         "within N frames; 1 searches everywhere on every frame.",
     )
+    min_sightings: int = Field(
+        default=2,
+        ge=1,
+        le=25,
+        description="A track detected in fewer frames than this is not emitted: a plate in "
+        "view long enough to read is detected in several, and one seen in a single frame is "
+        "most often something else (a sign, a road marking, a speck read as a short plate).",
+    )
     early_emit_reads: int = Field(
         default=3,
         ge=0,

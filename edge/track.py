@@ -7,7 +7,10 @@ the track has gone unseen. OCR runs on only a few crops of each track: the first
 crops clearly larger or sharper than any legible read so far, and, while the reads do not yet
 agree, every other frame, until `reads_per_track` legible reads are in. Reads that come back
 illegible (a plate still too far to read) do not use up that budget, only a larger budget of
-attempts. The reads are fused by per-character voting.
+attempts. A box that reaches the edge of the searched picture (the frame, or the region of
+interest's bounding rectangle) is tracked but not read: the plate may go on beyond the edge, and
+a read of part of it ("LJE0L") can fit a UK format and match another vehicle's hotlist entry.
+The reads are fused by per-character voting.
 
 When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees
 (a read of part of the plate, or of the plate with look-alikes swapped, does not), or its read
@@ -19,7 +22,7 @@ missed detections. So is a track whose text is part of, or a look-alike of, one 
 emitted while that plate was in view (a plate entering the picture tracked on its own for a frame
 or two, read "NIJ431" beside "NIJ4318"; a box that lost its track for a frame, read "DNOLEVT"
 beside "DN01EVT"): it could otherwise match the hotlist entry as a possible misread and alert a
-second time for one vehicle.
+second time for one vehicle. A track seen in fewer than `min_sightings` frames is not emitted.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.calibration import Calibration
+from edge.calibration import Calibration, RegionOfInterest
 from edge.config import TrackingConfig
 from edge.hotlist.index import CLASS_TRANSLATION
 from edge.plates import correct
@@ -134,6 +137,7 @@ class PlateTracker:
         self.camera_id = camera_id
         self.config = config
         self.calibration = calibration
+        self.roi = RegionOfInterest(calibration)
         self._tracks: dict[int, _Track] = {}
         self._next_id = 1
         self._recent_texts: dict[str, float] = {}
@@ -147,7 +151,8 @@ class PlateTracker:
             if track.fused_text is not None:  # still in view after its read was emitted
                 self._recent_texts[track.fused_text] = frame.scene_time
             quality = _crop_quality(frame.image, detection)
-            if self._worth_reading(track, frame.index, quality):
+            cut = self.roi.cuts(detection.box, frame.image.shape)
+            if not cut and self._worth_reading(track, frame.index, quality):
                 track.reads_requested += 1
                 track.last_request_index = frame.index
                 track.sightings_since_request = 0
@@ -324,6 +329,14 @@ class PlateTracker:
 
     def _emit(self, track: _Track) -> VehicleRead | None:
         if track.fused_text is not None or not track.readings:
+            return None
+        if track.frames_seen < self.config.min_sightings:
+            logger.debug(
+                "camera %s: track %d seen in %d frame(s) only, not emitted",
+                self.camera_id,
+                track.track_id,
+                track.frames_seen,
+            )
             return None
         fused = fuse_reads([reading.read for reading in track.readings])
         track.fused_text = fused.text

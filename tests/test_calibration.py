@@ -122,6 +122,19 @@ def test_region_larger_than_the_frame_is_clipped():
     assert offset == (0, 0) and region.shape == (100, 200, 3)
 
 
+def test_a_box_reaching_the_edge_of_the_searched_rectangle_is_cut():
+    frame_shape = (400, 500, 3)
+    whole = RegionOfInterest(default_calibration("cam1"))
+    assert not whole.cuts((10, 10, 40, 10), frame_shape)
+    assert whole.cuts((10, 390, 40, 10), frame_shape)  # bottom edge of the frame
+    assert whole.cuts((0, 100, 40, 10), frame_shape)  # left edge
+    triangle = np.array([[100, 100], [300, 100], [100, 300]], np.int32)
+    region = RegionOfInterest(Calibration(camera_id="cam1", roi=triangle))
+    assert not region.cuts((120, 120, 40, 10), frame_shape)
+    assert region.cuts((100, 150, 40, 10), frame_shape)  # the rectangle's left side
+    assert region.cuts((250, 150, 51, 10), frame_shape)  # its right side, inside the frame
+
+
 def test_default_calibration_is_the_whole_frame():
     roi = RegionOfInterest(default_calibration("cam1"))
     image = np.zeros((50, 80, 3), np.uint8)

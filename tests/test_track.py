@@ -397,6 +397,43 @@ def test_a_broken_track_whose_second_part_outlasts_the_repeat_window_is_still_on
     assert [v.read.text for _, v in emitted] == ["AB12CDE"]
 
 
+def test_a_plate_cut_by_the_frame_edge_is_tracked_but_read_only_once_wholly_in_view():
+    """A vehicle entering at the bottom of the picture: while its plate's box reaches the frame
+    edge, a read could be of part of it, which can fit a UK format (LJE0L) and match another
+    vehicle's hotlist entry."""
+    tracker = PlateTracker("cam1", TrackingConfig(early_emit_reads=0), default_calibration("cam1"))
+    height = SIZE[0]
+    read_boxes = []
+    for step in range(12):
+        box = (200, height - 8 - 6 * step, 94, 20)  # moving up, the first two past the edge
+        y0 = max(box[1], 0)
+        clipped = (box[0], y0, box[2], min(box[1] + box[3], height) - y0)
+        frame = frame_with(step, [clipped])
+        for track_id, detection in tracker.update(frame, [Detection(clipped, 0.9)]):
+            read_boxes.append(detection.box)
+            tracker.add_read(track_id, frame, detection, plate_read("AB12CDE"))
+    vehicles = tracker.flush()
+
+    assert read_boxes and all(y + h < height for _, y, _, h in read_boxes)
+    assert [v.read.text for v in vehicles] == ["AB12CDE"]
+    assert vehicles[0].frames_seen == 12  # the cut sightings still belong to the track
+
+
+@pytest.mark.parametrize("sightings, emitted", [(1, []), (2, ["Z1"])])
+def test_a_plate_seen_in_a_single_frame_is_not_emitted(sightings, emitted):
+    """One sighting of a small box read as a short dateless plate is far likelier a speck or a
+    sign than a vehicle; seen again in the next frame, it is a pass and its read is emitted."""
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    box = (300, 200, 16, 9)
+    for index in range(sightings):
+        frame = frame_with(index, [box])
+        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)]):
+            tracker.add_read(track_id, frame, detection, plate_read("Z1", 0.98))
+    later = T0 + 5.0
+    vehicles = tracker.finished(later) + tracker.flush()
+    assert [v.read.text for v in vehicles] == emitted
+
+
 def test_a_track_whose_read_budget_is_spent_is_emitted_without_waiting_for_the_end():
     config = TrackingConfig(reads_per_track=4, early_emit_reads=3)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
