@@ -141,8 +141,9 @@ class TrackingConfig(_Section):
         default=3,
         ge=0,
         le=50,
-        description="Emit a track's read as soon as this many reads agree, before the vehicle "
-        "leaves (low alert latency); 0 waits for the end of the pass.",
+        description="Emit a track's read as soon as this many reads agree (or two, each at "
+        "least 95% sure and fitting a UK format), before the vehicle leaves (low alert "
+        "latency); 0 waits for the end of the pass.",
     )
     repeat_window_s: float = Field(
         default=10.0,

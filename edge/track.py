@@ -13,7 +13,8 @@ a read of part of it ("LJE0L") can fit a UK format and match another vehicle's h
 The reads are fused by per-character voting.
 
 When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees
-(a read of part of the plate, or of the plate with look-alikes swapped, does not), or its read
+(a read of part of the plate, or of the plate with look-alikes swapped, does not), or two of
+them do, each at least 95 % sure and fitting a UK format, or its read
 budget is spent (no later read could change the text), while the vehicle is often still in view:
 this is what keeps capture-to-alert latency low. Otherwise (and always with `early_emit_reads:
 0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
@@ -65,6 +66,13 @@ reads agree (one short of `early_emit_reads`) on a UK plate, is emitted then: no
 coming (a receding plate's crops only shrink), and waiting `max_gap_s` for it to end would only
 delay the same read by a second. Part-reads, which fit no UK format, still wait, so the whole
 plate, read alongside, is emitted first and they are suppressed."""
+_CONFIDENT = 0.95
+_CONFIDENT_READS = 2
+"""This many agreeing reads settle a track when each is at least `_CONFIDENT` sure and fits a
+UK format: a third read of a receding plate comes from a smaller crop 2 frames later, and waiting
+for it put 80-160 ms of clip into the alert's latency (1080p clips in real time, three A/B pairs
+on 2026-12-04: p99 256/214/163 -> 182/140/159 ms on the 20 s clip, 930/426 -> 202/278 ms on the
+60 s clip; every pass read right on both and on the day+night suite)."""
 _ATTEMPTS_PER_READ = 4
 """Reads a track may request, illegible ones included, per read of its budget."""
 _RECENT_SIGHTINGS = 3
@@ -291,7 +299,17 @@ class PlateTracker:
     def _agreed(self, track: _Track) -> bool:
         """Enough reads for an early emit, and none against them."""
         needed = self.config.early_emit_reads
-        return needed > 0 and self._agreement(track)[1] >= needed
+        if needed == 0:
+            return False
+        text, agreeing = self._agreement(track)
+        if agreeing >= needed:
+            return True
+        confident = [
+            r.read
+            for r in track.readings
+            if r.read.text == text and r.read.plate_format and r.read.confidence >= _CONFIDENT
+        ]
+        return len(confident) >= min(needed, _CONFIDENT_READS)
 
     def _agreement(self, track: _Track) -> tuple[str | None, int]:
         """The track's most common read and how many reads give it, or (None, 0) when a read

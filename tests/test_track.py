@@ -115,6 +115,29 @@ def test_agreeing_reads_emit_early_while_the_vehicle_is_still_in_view():
     assert reader.calls == 3  # no OCR once the read is settled
 
 
+@pytest.mark.parametrize(
+    "confidence, plate_format, reads_to_settle",
+    [(0.99, "current", 2), (0.99, None, 3), (0.9, "current", 3)],
+)
+def test_two_confident_reads_of_a_uk_plate_settle_a_track(
+    confidence, plate_format, reads_to_settle
+):
+    """Two spaced reads that agree, each at least 95 % sure and fitting a UK format, settle the
+    track without a third; a less sure read, or one fitting no UK format, waits for three."""
+    tracker = PlateTracker("cam1", TrackingConfig(early_emit_reads=3), default_calibration("cam1"))
+    read = PlateRead("AB12CDE", confidence, (confidence,) * 7, plate_format=plate_format)
+    reads = []
+    emitted = []
+    for frame, detections in pass_of_one_vehicle():
+        for track_id, detection in tracker.update(frame, detections):
+            reads.append(frame.index)
+            tracker.add_read(track_id, frame, detection, read)
+        emitted += [(frame.index, v.read.text) for v in tracker.finished(frame.scene_time)]
+
+    assert len(reads) == reads_to_settle
+    assert emitted == [(reads[-1], "AB12CDE")]  # as soon as the last read is in
+
+
 def test_two_vehicles_in_view_together_give_two_reads():
     config = TrackingConfig(early_emit_reads=0)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
