@@ -22,8 +22,11 @@ Printed (one JSON object with `--json`):
   frames_tracked_only were searched only around plates already tracked (`full_search_every`);
   frames_skipped_still: frames the motion gate spared the detector; frames_skipped_busy: frames a
   real-time replay left undetected because a newer frame was already waiting;
+- slowest_alerts: the three alerts slowest from their evidence frame, each with its VRM and both
+  latencies (with a few alerts a run, the p99 is the slowest of them);
 - reads, alerts, and with ground truth beside the clip (NAME.truth.json): passes and
-  reads_matching_truth (reads whose text is a VRM of the clip).
+  reads_matching_truth (reads whose text is a VRM of the clip) and reads_not_in_truth (the texts
+  of the others: misreads, part reads, ghosts).
 
 Without `--config` the camera, the hotlist (`hotlist.csv` beside the clip, if any) and a
 throw-away CURVE key set and journal are made up here; with it, its cameras are replaced by the
@@ -151,6 +154,20 @@ def _percentile_ms(seconds: list[float], q: float) -> float | None:
     return round(float(np.percentile(seconds, q)) * 1000, 1) if seconds else None
 
 
+def _slowest_alerts(
+    vrms: list[str], best_frame: list[float], last_seen: list[float], count: int = 3
+) -> list[dict]:
+    slowest = sorted(zip(best_frame, last_seen, vrms, strict=True), reverse=True)[:count]
+    return [
+        {
+            "vrm": vrm,
+            "latency_ms": round(latency * 1000, 1),
+            "latency_from_last_seen_ms": round(from_last_seen * 1000, 1),
+        }
+        for latency, from_last_seen, vrm in slowest
+    ]
+
+
 def _truth_vrms(footage: Path) -> list[str] | None:
     from benchmarks.footageset import read_truth, truth_path
 
@@ -169,10 +186,12 @@ def run_benchmark(
         reads: list[VehicleRead] = []
         best_frame_latency: list[float] = []
         last_seen_latency: list[float] = []
+        alerted_vrms: list[str] = []
 
         def on_alert(activation: Activation, alert_id: str, published_at: float) -> None:
             best_frame_latency.append(published_at - activation.vehicle.captured_at)
             last_seen_latency.append(published_at - activation.vehicle.last_seen)
+            alerted_vrms.append(activation.vehicle.read.text)
 
         pipeline = Pipeline(config, on_read=reads.append, on_alert=on_alert)
         process = psutil.Process()
@@ -204,6 +223,7 @@ def run_benchmark(
         "frames_skipped_busy": stats["frames_skipped_busy"],
         "reads": len(reads),
         "alerts": len(best_frame_latency),
+        "slowest_alerts": _slowest_alerts(alerted_vrms, best_frame_latency, last_seen_latency),
         "pacing": "realtime" if realtime else "fast",
         "wall_s": round(wall, 2),
     }
@@ -211,6 +231,7 @@ def run_benchmark(
     if vrms is not None:
         result["passes"] = len(vrms)
         result["reads_matching_truth"] = sum(read.read.text in set(vrms) for read in reads)
+        result["reads_not_in_truth"] = [r.read.text for r in reads if r.read.text not in vrms]
     return result
 
 

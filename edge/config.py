@@ -151,7 +151,8 @@ class TrackingConfig(_Section):
         description="A pass whose read equals one emitted by this camera this recently is "
         "suppressed (a track broken by missed detections); so is one whose read is part of a "
         "longer read of a plate in view at the time (a plate entering the picture, tracked on "
-        "its own for a frame or two).",
+        "its own for a frame or two). A possible-misread hit on a hotlist entry this camera "
+        "alerted on this recently (in capture time) does not alert again; exact hits always do.",
     )
 
 

@@ -25,7 +25,7 @@ from edge.alerts import AlertPublisher, encode_evidence
 from edge.calibration import Calibration, RegionOfInterest, default_calibration, load_calibration
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ReaderConfig, load_config
 from edge.detect import make_detector
-from edge.hotlist import HotlistWatcher, alerting_hits
+from edge.hotlist import HotlistWatcher, RepeatAlerts, alerting_hits
 from edge.motion import MotionGate, merge_overlapping
 from edge.plates import holds_digit
 from edge.read import make_reader
@@ -351,6 +351,7 @@ class Pipeline:
         self.on_read = on_read
         self.on_alert = on_alert
         self.hotlists = HotlistWatcher(config.hotlists.paths, config.hotlists.reload_interval_s)
+        self.repeat_alerts = RepeatAlerts(config.tracking.repeat_window_s)
         self.publisher = AlertPublisher(config.alerts)
         self.detector, self.reader = make_detector(config.detector), make_reader(config.reader)
         self.workers = [
@@ -379,8 +380,20 @@ class Pipeline:
                 vehicle.read.text, alternatives, max_distance=self.config.hotlists.max_distance
             )
             hits = alerting_hits(hits, self.config.hotlists.fuzzy_alert)
-            if not hits:
+            new_hits = self.repeat_alerts.new_hits(vehicle.camera_id, hits, vehicle.first_seen)
+            if len(new_hits) < len(hits):
+                logger.info(
+                    "camera %s: read %s, a possible misread of %s alerted from this camera "
+                    "within %.0f s, not alerted again",
+                    vehicle.camera_id,
+                    vehicle.read.text,
+                    ", ".join(hit.entry.vrm for hit in hits if hit not in new_hits),
+                    self.config.tracking.repeat_window_s,
+                )
+            if not new_hits:
                 return
+            hits = new_hits
+            self.repeat_alerts.alerted(vehicle.camera_id, hits, vehicle.last_seen)
             activation = Activation(vehicle=vehicle, hits=tuple(hits))
             alert_id = self.publisher.publish(activation, encode_evidence(vehicle))
             published_at = time.time()

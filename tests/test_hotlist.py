@@ -19,6 +19,7 @@ from edge.cli import main as cli_main
 from edge.hotlist import (
     HotlistError,
     HotlistWatcher,
+    RepeatAlerts,
     alerting_hits,
     check_files,
     csvfile,
@@ -321,6 +322,22 @@ def test_alerting_hits_applies_fuzzy_alert_per_marker(hotlist):
     assert len(alerting_hits(hotlist.match("QZ22DEX"), {**config, Marker.DRUGS: True})) == 1
     assert len(alerting_hits(hotlist.match("2Z99FAK"), config)) == 1
     assert len(alerting_hits(hotlist.match("QQ11A8C"), {})) == 1, "unconfigured markers alert"
+
+
+def test_a_possible_misread_of_an_entry_the_camera_just_alerted_on_does_not_alert_again(hotlist):
+    repeats = RepeatAlerts(window_s=10.0)
+    first = hotlist.match("QQ11ABC")
+    assert repeats.new_hits("cam1", first, first_seen=100.0) == first
+    repeats.alerted("cam1", first, last_seen=103.0)
+
+    part = hotlist.match("Q11ABC")  # the same vehicle, its track broken, read in part
+    assert [(h.entry.entry_id, h.kind) for h in part] == [("B-1", MatchKind.POSSIBLE_MISREAD)]
+    assert repeats.new_hits("cam1", part, first_seen=105.0) == []
+    assert repeats.new_hits("cam2", part, first_seen=105.0) == part, "another camera alerts"
+    assert repeats.new_hits("cam1", part, first_seen=113.5) == part, "a pass after the window"
+    assert repeats.new_hits("cam1", first, first_seen=105.0) == first, "exact hits always alert"
+    other = hotlist.match("ZZ99FAX")
+    assert repeats.new_hits("cam1", other, first_seen=105.0) == other, "another entry alerts"
 
 
 # -- property tests --------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import pytest
 
 from benchmarks.synthetic.render import render_plate
 from edge.calibration import Calibration, default_calibration
-from edge.config import DetectorConfig, ReaderConfig
+from edge.config import DetectorConfig, EdgeConfig, ReaderConfig
 from edge.detect import make_detector
-from edge.pipeline import PlateFinder, PlateFinding, plate_likeness
+from edge.pipeline import Pipeline, PlateFinder, PlateFinding, plate_likeness
 from edge.read import make_reader
-from edge.types import Detection, PlateRead
+from edge.types import Detection, MatchKind, PlateRead, VehicleRead
 
 
 def street(width: int = 1280, height: int = 720) -> np.ndarray:
@@ -129,3 +129,51 @@ def test_a_word_above_a_plate_is_not_read_into_it(finder):
     reads = [finding.read.text for finding in finder.find(image)]
     assert "BT71ZHM" in reads
     assert not any("TEXAS" in text for text in reads)
+
+
+def test_a_vehicle_read_again_in_part_after_its_alert_is_not_alerted_twice(tmp_path):
+    hotlist = tmp_path / "hotlist.csv"
+    hotlist.write_text(
+        "entry_id,vrm,markers,action,information,source,added,expires\n"
+        "G-1,KH01HOK,gangs,follow and stop,fictitious (test),test,2026-01-01,2099-01-01\n"
+    )
+    config = EdgeConfig.model_validate(
+        {
+            "cameras": [{"id": "cam1", "source": str(tmp_path / "unused.mp4")}],
+            "hotlists": {"paths": [str(hotlist)]},
+            "alerts": {"insecure": True, "bind": "tcp://127.0.0.1:0",
+                       "journal": str(tmp_path / "journal.sqlite")},
+        }
+    )  # fmt: skip
+    alerted: list[tuple[str, str]] = []
+    pipeline = Pipeline(
+        config,
+        on_alert=lambda activation, alert_id, at: alerted.append(
+            (activation.vehicle.read.text, activation.hits[0].kind)
+        ),
+    )
+    image = street()
+
+    def vehicle(text: str, first_seen: float) -> VehicleRead:
+        return VehicleRead(
+            camera_id="cam1",
+            track_id=len(alerted) + 1,
+            read=PlateRead(text, 0.9, (0.9,) * len(text)),
+            captured_at=first_seen + 0.5,
+            first_seen=first_seen,
+            last_seen=first_seen + 1.0,
+            box=(100, 100, 120, 30),
+            plate_crop=image[100:130, 100:220],
+            overview=image,
+        )
+
+    pipeline.publisher.start()
+    try:
+        pipeline._on_vehicle(vehicle("KH01HOK", first_seen=1000.0))
+        pipeline._on_vehicle(vehicle("H01HOK", first_seen=1002.0))  # its track broke
+        pipeline._on_vehicle(vehicle("H01HOK", first_seen=1030.0))  # a later pass
+    finally:
+        pipeline.publisher.close()
+
+    assert pipeline.reads == 3
+    assert alerted == [("KH01HOK", MatchKind.EXACT), ("H01HOK", MatchKind.POSSIBLE_MISREAD)]

@@ -2,14 +2,20 @@
 
 - `csvfile`: reading and checking one CSV file into compact columns.
 - `index`: constant-time key lookup and the misread (confusion class) keys.
-- `matching`: `Hotlist`, `load_hotlists`, `alerting_hits`.
+- `matching`: `Hotlist`, `load_hotlists`, `alerting_hits`, `RepeatAlerts`.
 - `watcher`: `HotlistWatcher`, live reload for the daemon.
 - `check`: `anpr-edge hotlist check`.
 """
 
 from edge.hotlist.check import check_files
 from edge.hotlist.csvfile import Problem
-from edge.hotlist.matching import Hotlist, HotlistError, alerting_hits, load_hotlists
+from edge.hotlist.matching import (
+    Hotlist,
+    HotlistError,
+    RepeatAlerts,
+    alerting_hits,
+    load_hotlists,
+)
 from edge.hotlist.watcher import HotlistWatcher
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "HotlistError",
     "HotlistWatcher",
     "Problem",
+    "RepeatAlerts",
     "alerting_hits",
     "check_files",
     "load_hotlists",

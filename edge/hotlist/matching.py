@@ -410,6 +410,35 @@ def alerting_hits(hits: Sequence[Hit], fuzzy_alert: Mapping[Marker, bool]) -> li
     ]
 
 
+class RepeatAlerts:
+    """Drops possible-misread hits on an entry that the same camera alerted on within
+    `window_s` (of capture time) before the pass began: the same vehicle read again in part or
+    misread (its track broken by missed detections, then read "H01HOK" after "KH01HOK"), not a
+    sighting worth a second alert. Exact hits always alert."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._alerted: dict[tuple[str, str], float] = {}
+        """(camera id, entry id) -> last sighting of the latest pass alerted on the entry."""
+
+    def new_hits(self, camera_id: str, hits: Sequence[Hit], first_seen: float) -> list[Hit]:
+        return [
+            hit
+            for hit in hits
+            if hit.kind is MatchKind.EXACT
+            or first_seen - self._alerted.get((camera_id, hit.entry.entry_id), -np.inf)
+            > self.window_s
+        ]
+
+    def alerted(self, camera_id: str, hits: Sequence[Hit], last_seen: float) -> None:
+        for hit in hits:
+            key = (camera_id, hit.entry.entry_id)
+            self._alerted[key] = max(self._alerted.get(key, -np.inf), last_seen)
+        horizon = last_seen - self.window_s
+        for key in [key for key, seen in self._alerted.items() if seen < horizon]:
+            del self._alerted[key]
+
+
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: missing, extra and wrong characters each count 1.
 
