@@ -130,12 +130,13 @@ class TrackingConfig(_Section):
         "within N frames; 1 searches everywhere on every frame.",
     )
     min_sightings: int = Field(
-        default=2,
+        default=3,
         ge=1,
         le=25,
-        description="A track detected in fewer frames than this is not emitted: a plate in "
-        "view long enough to read is detected in several, and one seen in a single frame is "
-        "most often something else (a sign, a road marking, a speck read as a short plate).",
+        description="A track detected in fewer frames than this is not emitted unless its reads "
+        "agree as for an early emit: a plate in view long enough to read is detected in "
+        "several, and one seen once or twice and read once is most often something else (a "
+        "sign, a speck read as a short plate) or a far plate read in part.",
     )
     early_emit_reads: int = Field(
         default=3,

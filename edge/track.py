@@ -348,9 +348,9 @@ class PlateTracker:
     def _emit(self, track: _Track) -> VehicleRead | None:
         if track.fused_text is not None or not track.readings:
             return None
-        if track.frames_seen < self.config.min_sightings:
+        if track.frames_seen < self.config.min_sightings and not self._agreed(track):
             logger.debug(
-                "camera %s: track %d seen in %d frame(s) only, not emitted",
+                "camera %s: track %d seen in %d frame(s) only, its reads not agreeing, not emitted",
                 self.camera_id,
                 track.track_id,
                 track.frames_seen,
