@@ -10,13 +10,22 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from edge.plates import ALPHABET, correct, corrections, format_slots, normalise, uk_format
+from edge.plates import (
+    ALPHABET,
+    correct,
+    corrections,
+    digits_together,
+    format_slots,
+    normalise,
+    uk_format,
+)
 from edge.types import PlateRead, Reader
 
 if TYPE_CHECKING:
@@ -180,7 +189,8 @@ def fuse_views(view_probs: Sequence[np.ndarray]) -> PlateRead | None:
 
     Each view proposes its corrected read and its text as decoded; every proposal is scored by
     its mean CTC log-likelihood over all the views, and the best kept, preferring one that fits
-    a UK format within `_VIEW_FORMAT_BUDGET`. A misread that one view's framing causes (a bolt
+    a UK format within `_VIEW_FORMAT_BUDGET`, or else the same text with its digits together
+    (`digits_together`: "4B4O262" read "4B40262") within the same budget. A misread that one view's framing causes (a bolt
     read as a character, a clipped edge) rarely convinces the others.
     """
     if len(view_probs) == 1:
@@ -197,11 +207,18 @@ def fuse_views(view_probs: Sequence[np.ndarray]) -> PlateRead | None:
         for read in reads:
             if read.text not in proposals or read.confidence > proposals[read.text].confidence:
                 proposals[read.text] = read
-    if len(proposals) <= 1:
-        return next(iter(proposals.values()), None)
+    if not proposals:
+        return None
     texts = list(proposals)
+    together = {digits_together(text) for text in texts} - set(texts)
     log_probs = np.log(np.maximum(np.stack(view_probs), 1e-12))
-    scores = dict(zip(texts, ctc_log_likelihoods(log_probs, texts).mean(axis=0), strict=True))
+    scores = dict(
+        zip(
+            [*texts, *together],
+            ctc_log_likelihoods(log_probs, [*texts, *together]).mean(axis=0),
+            strict=True,
+        )
+    )
     best = max(texts, key=scores.__getitem__)
     if proposals[best].plate_format is None:
         fitting = [
@@ -211,7 +228,23 @@ def fuse_views(view_probs: Sequence[np.ndarray]) -> PlateRead | None:
             and scores[text] >= scores[best] - _VIEW_FORMAT_BUDGET * _differences(text, best)
         ]
         best = max(fitting, key=scores.__getitem__, default=best)
-    return proposals[best]
+    read, grouped = proposals[best], digits_together(best)
+    if (
+        read.plate_format is None
+        and grouped != best
+        and scores[grouped] >= scores[best] - _VIEW_FORMAT_BUDGET * _differences(grouped, best)
+    ):
+        # The glyphs are read as sure as before; only the O/0 or I/1 between them is decided
+        # by the grouping, so the read keeps its confidence and the text as read becomes an
+        # alternative.
+        others = [a for a in read.alternatives if a[0] != grouped]
+        return replace(
+            read,
+            text=grouped,
+            alternatives=((best, read.confidence), *others)[:MAX_ALTERNATIVES],
+            plate_format=uk_format(grouped),
+        )
+    return read
 
 
 def _differences(a: str, b: str) -> int:

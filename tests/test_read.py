@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.config import ReaderConfig
-from edge.plates import ALPHABET, uk_format
+from edge.plates import ALPHABET, digits_together, uk_format
 from edge.read import (
     DEFAULT_MODEL,
     OnnxReader,
@@ -241,6 +241,38 @@ def test_views_prefer_a_uk_format_only_when_nearly_as_likely() -> None:
     far = fuse_views(views(0.01))
     assert (far.text, far.plate_format) == ("AB1ZCDE", None)
     assert "AB12CDE" in {alt for alt, _ in far.alternatives}
+
+
+@pytest.mark.parametrize(
+    "read, grouped",
+    [
+        ("4B4O262", "4B40262"),  # between digits
+        ("1B7O44O", "1B70440"),  # and after the last digit
+        ("I2345", "12345"),  # before the first
+        ("HB6LOZ", "HB6LOZ"),  # among letters: either could be right, left as read
+        ("RKO03AB", "RKO03AB"),  # a letter on one side
+        ("O", "O"),
+    ],
+)
+def test_digits_together_reads_o_and_i_among_digits_as_0_and_1(read, grouped) -> None:
+    assert digits_together(read) == grouped
+
+
+def test_views_group_a_foreign_plates_digits_when_nearly_as_likely() -> None:
+    def views(zero: float) -> list[np.ndarray]:
+        out = []
+        for path in ("-4-B-4-O-2-6-2-", "4-B-4-O-2-6-2--"):
+            probs = _probs(path)
+            probs[path.index("O"), ALPHABET.index("0") + 1] = zero
+            out.append(probs / probs.sum(axis=1, keepdims=True))
+        return out
+
+    seen_as_o = fuse_views(views(0.3))
+    assert (seen_as_o.text, seen_as_o.plate_format) == ("4B40262", None)
+    assert seen_as_o.alternatives[0] == ("4B4O262", seen_as_o.confidence)
+    assert seen_as_o.confidence == pytest.approx(np.prod(seen_as_o.char_confidences))
+    # A '0' the views find far less likely than the 'O' they read: kept as read.
+    assert fuse_views(views(0.001)).text == "4B4O262"
 
 
 def test_a_single_view_reads_as_read_does() -> None:
