@@ -412,9 +412,9 @@ def alerting_hits(hits: Sequence[Hit], fuzzy_alert: Mapping[Marker, bool]) -> li
 
 class RepeatAlerts:
     """Drops possible-misread hits on an entry that the same camera alerted on within
-    `window_s` (of capture time) before the pass began: the same vehicle read again in part or
-    misread (its track broken by missed detections, then read "H01HOK" after "KH01HOK"), not a
-    sighting worth a second alert. Exact hits always alert."""
+    `window_s` (of capture time) before the pass began: most likely the same vehicle read again
+    in part or misread after its track broke (say "H01HOK" after "KH01HOK"), not a sighting
+    worth a second alert. Exact hits always alert."""
 
     def __init__(self, window_s: float):
         self.window_s = window_s
