@@ -190,8 +190,9 @@ def fuse_views(view_probs: Sequence[np.ndarray]) -> PlateRead | None:
     Each view proposes its corrected read and its text as decoded; every proposal is scored by
     its mean CTC log-likelihood over all the views, and the best kept, preferring one that fits
     a UK format within `_VIEW_FORMAT_BUDGET`, or else the same text with its digits together
-    (`digits_together`: "4B4O262" read "4B40262") within the same budget. A misread that one view's framing causes (a bolt
-    read as a character, a clipped edge) rarely convinces the others.
+    (`digits_together`: "4B4O262" read "4B40262") within the same budget. A misread that one
+    view's framing causes (a bolt read as a character, a clipped edge) rarely convinces the
+    others.
     """
     if len(view_probs) == 1:
         return plate_read_from_probs(*ctc_greedy(view_probs[0]))
@@ -209,42 +210,41 @@ def fuse_views(view_probs: Sequence[np.ndarray]) -> PlateRead | None:
                 proposals[read.text] = read
     if not proposals:
         return None
-    texts = list(proposals)
-    together = {digits_together(text) for text in texts} - set(texts)
     log_probs = np.log(np.maximum(np.stack(view_probs), 1e-12))
-    scores = dict(
-        zip(
-            [*texts, *together],
-            ctc_log_likelihoods(log_probs, [*texts, *together]).mean(axis=0),
-            strict=True,
-        )
+    best = next(iter(proposals))
+    if len(proposals) > 1:
+        texts = list(proposals)
+        scores = dict(zip(texts, ctc_log_likelihoods(log_probs, texts).mean(axis=0), strict=True))
+        best = max(texts, key=scores.__getitem__)
+        if proposals[best].plate_format is None:
+            fitting = [
+                text
+                for text in texts
+                if proposals[text].plate_format is not None
+                and scores[text] >= scores[best] - _VIEW_FORMAT_BUDGET * _differences(text, best)
+            ]
+            best = max(fitting, key=scores.__getitem__, default=best)
+    return _with_digits_together(proposals[best], log_probs)
+
+
+def _with_digits_together(read: PlateRead, log_probs: np.ndarray) -> PlateRead:
+    """`read`, or, when it fits no UK format, the same text with its digits together if the
+    views find that at most `_VIEW_FORMAT_BUDGET` less likely per character changed."""
+    grouped = digits_together(read.text)
+    if read.plate_format is not None or grouped == read.text:
+        return read
+    as_read, together = ctc_log_likelihoods(log_probs, [read.text, grouped]).mean(axis=0)
+    if together < as_read - _VIEW_FORMAT_BUDGET * _differences(grouped, read.text):
+        return read
+    # The glyphs are read as sure as before; only the O/0 or I/1 between them is decided by the
+    # grouping, so the read keeps its confidence and the text as read becomes an alternative.
+    others = [a for a in read.alternatives if a[0] != grouped]
+    return replace(
+        read,
+        text=grouped,
+        alternatives=((read.text, read.confidence), *others)[:MAX_ALTERNATIVES],
+        plate_format=uk_format(grouped),
     )
-    best = max(texts, key=scores.__getitem__)
-    if proposals[best].plate_format is None:
-        fitting = [
-            text
-            for text in texts
-            if proposals[text].plate_format is not None
-            and scores[text] >= scores[best] - _VIEW_FORMAT_BUDGET * _differences(text, best)
-        ]
-        best = max(fitting, key=scores.__getitem__, default=best)
-    read, grouped = proposals[best], digits_together(best)
-    if (
-        read.plate_format is None
-        and grouped != best
-        and scores[grouped] >= scores[best] - _VIEW_FORMAT_BUDGET * _differences(grouped, best)
-    ):
-        # The glyphs are read as sure as before; only the O/0 or I/1 between them is decided
-        # by the grouping, so the read keeps its confidence and the text as read becomes an
-        # alternative.
-        others = [a for a in read.alternatives if a[0] != grouped]
-        return replace(
-            read,
-            text=grouped,
-            alternatives=((best, read.confidence), *others)[:MAX_ALTERNATIVES],
-            plate_format=uk_format(grouped),
-        )
-    return read
 
 
 def _differences(a: str, b: str) -> int:
