@@ -176,6 +176,7 @@ class TextLineDetector:
         model: Path = DEFAULT_TEXT_MODEL,
         *,
         input_long_side: int = 960,
+        min_input_side: int = 0,
         min_score: float = 0.3,
         max_detections: int = 8,
         shape: PlateShape = PlateShape(),
@@ -194,6 +195,7 @@ class TextLineDetector:
         )
         self._input_name = self._session.get_inputs()[0].name
         self.input_long_side = input_long_side
+        self.min_input_side = min_input_side
         self.min_score = min_score
         self.max_detections = max_detections
         self.shape = shape
@@ -205,14 +207,18 @@ class TextLineDetector:
         return min(self.input_long_side / max(shape[:2]), 2.0)
 
     def _network_input(self, image: np.ndarray, scale: float) -> np.ndarray:
-        """The image resampled by `scale`, normalised, padded to multiples of 32 (mean colour)."""
+        """The image resampled by `scale`, normalised, padded with the mean colour to multiples
+        of 32 and to at least `min_input_side` each way."""
         height, width = image.shape[:2]
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         resized = cv2.resize(
             image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         )
         width, height = size
-        padded = np.empty((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
+        padded_height, padded_width = (
+            -(-max(side, self.min_input_side) // 32) * 32 for side in (height, width)
+        )
+        padded = np.empty((1, 3, padded_height, padded_width), np.float32)
         padded[0, :, height:, :] = 0.0  # the mean colour, once normalised
         padded[0, :, :height, width:] = 0.0
         # Channel by channel straight into the network's layout: a tenth of the time of
@@ -371,6 +377,7 @@ def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
     return TextLineDetector(
         config.model or DEFAULT_TEXT_MODEL,
         input_long_side=config.still_input_long_side if stills else config.input_long_side,
+        min_input_side=config.min_input_side,
         min_score=config.min_score,
         max_detections=config.max_detections,
     )

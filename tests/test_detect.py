@@ -214,3 +214,29 @@ def test_a_one_line_plate_has_no_lines(text_detector):
     image, truth = plate_scene(char_height_px=30, seed=12)
     detection = max(text_detector.detect(image), key=lambda d: box_iou(d.box, truth))
     assert detection.lines == () and detection.text_height == detection.box[3]
+
+
+def test_padding_small_searches_finds_shared_plates_that_fill_them(text_detector):
+    """Windows one plate height around real plates, in photos resized to 1280x720 frames and
+    searched at the frame's scale as the daemon searches around tracked plates: the text
+    detector misses some unless its input is padded (`detector.min_input_side`)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared photos absent ({SHARED_DATA})")
+    padded = make_detector(DetectorConfig(min_input_side=480))
+    labels = _shared_labels(count_per_set=40)
+    found = {"unpadded": 0, "padded": 0}
+    for image_path, (x, y, w, h) in labels:
+        photo = cv2.imread(str(image_path))
+        sx, sy = 1280 / photo.shape[1], 720 / photo.shape[0]
+        frame = cv2.resize(photo, (1280, 720), interpolation=cv2.INTER_AREA)
+        truth = (x * sx, y * sy, w * sx, h * sy)
+        x0, y0 = max(0, round(truth[0] - truth[3])), max(0, round(truth[1] - truth[3]))
+        x1, y1 = round(truth[0] + truth[2] + truth[3]), round(truth[1] + 2 * truth[3])
+        window = frame[y0:y1, x0:x1]
+        for name, detector in (("unpadded", text_detector), ("padded", padded)):
+            boxes = [d.box for d in detector.detect(window, detector.scale_for(frame.shape))]
+            found[name] += any(
+                box_iou((bx + x0, by + y0, bw, bh), truth) >= 0.3 for bx, by, bw, bh in boxes
+            )
+    assert found["padded"] >= len(labels) - 1, found
+    assert found["padded"] > found["unpadded"], found
