@@ -24,7 +24,7 @@ import numpy as np
 from edge.alerts import AlertPublisher, encode_evidence
 from edge.calibration import Calibration, RegionOfInterest, default_calibration, load_calibration
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ReaderConfig, load_config
-from edge.detect import make_detector
+from edge.detect import make_detector, moved
 from edge.hotlist import HotlistWatcher, RepeatAlerts, alerting_hits
 from edge.motion import MotionGate, merge_overlapping
 from edge.plates import holds_digit
@@ -101,15 +101,6 @@ def side_by_side(lines: Sequence[np.ndarray]) -> np.ndarray:
     return np.hstack(pieces)
 
 
-def _moved(detection: Detection, dx: int, dy: int) -> Detection:
-    """The detection shifted by (dx, dy): from a part's coordinates to the full frame's."""
-
-    def shift(box: Box) -> Box:
-        return (box[0] + dx, box[1] + dy, box[2], box[3])
-
-    return Detection(shift(detection.box), detection.score, tuple(map(shift, detection.lines)))
-
-
 def _clip_boxes(boxes: Sequence[Box], offset: tuple[int, int], size: tuple[int, int]) -> list[Box]:
     """Full-frame boxes moved into a crop at `offset` of `size`, clipped; empty ones dropped."""
     dx, dy = offset
@@ -163,13 +154,11 @@ class PlateFinder:
             windows = merge_overlapping(_clip_boxes(regions, (dx, dy), (roi_width, roi_height)))
         low, high = self.calibration.plate_height_px
         found = []
-        for wx, wy, ww, wh in windows:
-            for detection in self.detector.detect(roi_image[wy : wy + wh, wx : wx + ww], scale):
-                if low <= detection.text_height <= high:
-                    moved = _moved(detection, wx + dx, wy + dy)
-                    if self.roi.contains(moved.box):
-                        found.append(moved)
-        found.sort(key=lambda d: d.score, reverse=True)
+        for detection in self.detector.detect_parts(roi_image, windows, scale):
+            if low <= detection.text_height <= high:
+                in_frame = moved(detection, dx, dy)
+                if self.roi.contains(in_frame.box):
+                    found.append(in_frame)
         return found
 
     def read(self, image: np.ndarray, detection: Detection) -> PlateRead | None:

@@ -67,7 +67,14 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray, scale: float | None = None) -> list[Detection]:
         """Plate boxes in `image` (BGR), most confident first, after resampling the image by
         `scale` (None: `scale_for(image.shape)`). A part of a larger image is searched at the
-        whole image's scale, so that it costs its share of the whole and finds the same plates."""
+        whole image's scale, so that it costs its share of the whole."""
+        ...
+
+    def detect_parts(
+        self, image: np.ndarray, parts: Sequence[Box], scale: float
+    ) -> list[Detection]:
+        """Plate boxes in the (x, y, w, h) `parts` of `image`, in the image's coordinates, most
+        confident first; each part searched at `scale` (the whole image's)."""
         ...
 
 

@@ -67,6 +67,12 @@ def text_detector(detectors) -> Detector:
     return detectors["text"]
 
 
+@pytest.fixture(scope="module")
+def unpacked_detector() -> Detector:
+    """The text detector searching each part alone, unpadded (`detector.min_input_side: 0`)."""
+    return make_detector(DetectorConfig(min_input_side=0))
+
+
 @pytest.mark.parametrize(
     ("char_height_px", "at", "rear"),
     [(20, (150, 500), False), (32, (700, 200), True), (60, (300, 250), True)],
@@ -216,27 +222,63 @@ def test_a_one_line_plate_has_no_lines(text_detector):
     assert detection.lines == () and detection.text_height == detection.box[3]
 
 
-def test_padding_small_searches_finds_shared_plates_that_fill_them(text_detector):
+def test_packing_small_searches_finds_shared_plates_that_fill_them(
+    text_detector, unpacked_detector
+):
     """Windows one plate height around real plates, in photos resized to 1280x720 frames and
-    searched at the frame's scale as the daemon searches around tracked plates: the text
-    detector misses some unless its input is padded (`detector.min_input_side`)."""
+    searched at the frame's scale as the daemon searches around tracked plates (with two other
+    windows of the frame): the text detector misses some unless they are packed into an input
+    padded to `detector.min_input_side`."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared photos absent ({SHARED_DATA})")
-    padded = make_detector(DetectorConfig(min_input_side=480))
     labels = _shared_labels(count_per_set=40)
-    found = {"unpadded": 0, "padded": 0}
+    found = {"alone": 0, "packed": 0}
     for image_path, (x, y, w, h) in labels:
         photo = cv2.imread(str(image_path))
         sx, sy = 1280 / photo.shape[1], 720 / photo.shape[0]
         frame = cv2.resize(photo, (1280, 720), interpolation=cv2.INTER_AREA)
         truth = (x * sx, y * sy, w * sx, h * sy)
         x0, y0 = max(0, round(truth[0] - truth[3])), max(0, round(truth[1] - truth[3]))
-        x1, y1 = round(truth[0] + truth[2] + truth[3]), round(truth[1] + 2 * truth[3])
-        window = frame[y0:y1, x0:x1]
-        for name, detector in (("unpadded", text_detector), ("padded", padded)):
-            boxes = [d.box for d in detector.detect(window, detector.scale_for(frame.shape))]
-            found[name] += any(
-                box_iou((bx + x0, by + y0, bw, bh), truth) >= 0.3 for bx, by, bw, bh in boxes
+        window = (x0, y0, round(truth[2] + 2 * truth[3]), round(3 * truth[3]))
+        others = [(0, 0, window[2], window[3]), (1280 - window[2], 720 - window[3], *window[2:])]
+        for name, detector in (("alone", unpacked_detector), ("packed", text_detector)):
+            detections = detector.detect_parts(
+                frame, [window, *others], detector.scale_for(frame.shape)
             )
-    assert found["padded"] >= len(labels) - 1, found
-    assert found["padded"] > found["unpadded"], found
+            found[name] += any(box_iou(d.box, truth) >= 0.3 for d in detections)
+    assert found["packed"] >= len(labels) - 1, found
+    assert found["packed"] > found["alone"], found
+
+
+def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, unpacked_detector):
+    """Three windows around plates of a frame, packed into one padded input: each plate is
+    found at its place in the frame, as the part searched alone finds it."""
+    image = textured_background(1920, 1080, seed=21)
+    truths = []
+    for vrm, at, char_height_px in (
+        ("AB12CDE", (200, 700), 24),
+        ("XY51ZZT", (1100, 300), 32),
+        ("M123ABC", (1500, 820), 20),
+    ):
+        plate = render_plate(vrm, rear=True, char_height_px=char_height_px)
+        h, w = plate.shape[:2]
+        image[at[1] : at[1] + h, at[0] : at[0] + w] = plate
+        truths.append((at[0], at[1], w, h))
+    windows = [(x - h, y - h, w + 2 * h, 3 * h) for x, y, w, h in truths]
+    scale = text_detector.scale_for(image.shape)
+    found = text_detector.detect_parts(image, windows, scale)
+    alone = unpacked_detector.detect_parts(image, windows, scale)
+    for truth in truths:
+        best = max(found, key=lambda d: box_iou(d.box, truth))
+        assert box_iou(best.box, truth) >= 0.5
+        assert box_iou(best.box, max(alone, key=lambda d: box_iou(d.box, truth)).box) >= 0.8
+    scores = [d.score for d in found]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("backend", ["text", "morphology"])
+def test_parts_too_small_or_outside_the_image_give_nothing(detectors, unpacked_detector, backend):
+    image, _ = plate_scene(char_height_px=28, size=(640, 360), seed=4)
+    for detector in (detectors[backend], unpacked_detector):
+        assert detector.detect_parts(image, [(10, 10, 5, 5), (700, 400, 50, 50)], 1.0) == []
+        assert detector.detect_parts(image, [], 1.0) == []
