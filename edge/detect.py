@@ -177,7 +177,7 @@ class TextLineDetector:
         model: Path = DEFAULT_TEXT_MODEL,
         *,
         input_long_side: int = 960,
-        min_input_side: int = 480,
+        min_input_side: int = 0,
         min_score: float = 0.3,
         max_detections: int = 8,
         shape: PlateShape = PlateShape(),

@@ -68,9 +68,9 @@ def text_detector(detectors) -> Detector:
 
 
 @pytest.fixture(scope="module")
-def unpacked_detector() -> Detector:
-    """The text detector searching each part alone, unpadded (`detector.min_input_side: 0`)."""
-    return make_detector(DetectorConfig(min_input_side=0))
+def packing_detector() -> Detector:
+    """The text detector packing the parts it searches into one input padded to 480."""
+    return make_detector(DetectorConfig(min_input_side=480))
 
 
 @pytest.mark.parametrize(
@@ -222,9 +222,7 @@ def test_a_one_line_plate_has_no_lines(text_detector):
     assert detection.lines == () and detection.text_height == detection.box[3]
 
 
-def test_packing_small_searches_finds_shared_plates_that_fill_them(
-    text_detector, unpacked_detector
-):
+def test_packing_small_searches_finds_shared_plates_that_fill_them(text_detector, packing_detector):
     """Windows one plate height around real plates, in photos resized to 1280x720 frames and
     searched at the frame's scale as the daemon searches around tracked plates (with two other
     windows of the frame): the text detector misses some unless they are packed into an input
@@ -241,7 +239,7 @@ def test_packing_small_searches_finds_shared_plates_that_fill_them(
         x0, y0 = max(0, round(truth[0] - truth[3])), max(0, round(truth[1] - truth[3]))
         window = (x0, y0, round(truth[2] + 2 * truth[3]), round(3 * truth[3]))
         others = [(0, 0, window[2], window[3]), (1280 - window[2], 720 - window[3], *window[2:])]
-        for name, detector in (("alone", unpacked_detector), ("packed", text_detector)):
+        for name, detector in (("alone", text_detector), ("packed", packing_detector)):
             detections = detector.detect_parts(
                 frame, [window, *others], detector.scale_for(frame.shape)
             )
@@ -250,7 +248,7 @@ def test_packing_small_searches_finds_shared_plates_that_fill_them(
     assert found["packed"] > found["alone"], found
 
 
-def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, unpacked_detector):
+def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, packing_detector):
     """Three windows around plates of a frame, packed into one padded input: each plate is
     found at its place in the frame, as the part searched alone finds it."""
     image = textured_background(1920, 1080, seed=21)
@@ -266,8 +264,8 @@ def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, un
         truths.append((at[0], at[1], w, h))
     windows = [(x - h, y - h, w + 2 * h, 3 * h) for x, y, w, h in truths]
     scale = text_detector.scale_for(image.shape)
-    found = text_detector.detect_parts(image, windows, scale)
-    alone = unpacked_detector.detect_parts(image, windows, scale)
+    found = packing_detector.detect_parts(image, windows, scale)
+    alone = text_detector.detect_parts(image, windows, scale)
     for truth in truths:
         best = max(found, key=lambda d: box_iou(d.box, truth))
         assert box_iou(best.box, truth) >= 0.5
@@ -277,8 +275,8 @@ def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, un
 
 
 @pytest.mark.parametrize("backend", ["text", "morphology"])
-def test_parts_too_small_or_outside_the_image_give_nothing(detectors, unpacked_detector, backend):
+def test_parts_too_small_or_outside_the_image_give_nothing(detectors, packing_detector, backend):
     image, _ = plate_scene(char_height_px=28, size=(640, 360), seed=4)
-    for detector in (detectors[backend], unpacked_detector):
+    for detector in (detectors[backend], packing_detector):
         assert detector.detect_parts(image, [(10, 10, 5, 5), (700, 400, 50, 50)], 1.0) == []
         assert detector.detect_parts(image, [], 1.0) == []
