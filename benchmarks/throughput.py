@@ -19,7 +19,9 @@ Printed (one JSON object with `--json`):
 - rss_mb: peak resident memory, sampled every 100 ms;
 - dropped: frames dropped by full queues; skipped_late: frames a real-time replay skipped to
   keep up with the clock; frames_detected: frames the detector ran on, of which
-  frames_tracked_only were searched only around plates already tracked (`full_search_every`);
+  frames_tracked_only were searched only around plates already tracked (`full_search_every`),
+  and in frames_searched_again a plate just tracked was not found and its window was searched
+  again, padded (`detector.retry_input_side`);
   frames_skipped_still: frames the motion gate spared the detector; frames_skipped_busy: frames a
   real-time replay left undetected because a newer frame was already waiting;
 - slowest_alerts: the three alerts slowest from their evidence frame, each with its VRM and both
@@ -219,6 +221,7 @@ def run_benchmark(
         - stats["frames_skipped_still"]
         - stats["frames_skipped_busy"],
         "frames_tracked_only": stats["frames_tracked_only"],
+        "frames_searched_again": stats["frames_searched_again"],
         "frames_skipped_still": stats["frames_skipped_still"],
         "frames_skipped_busy": stats["frames_skipped_busy"],
         "reads": len(reads),

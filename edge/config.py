@@ -81,17 +81,16 @@ class DetectorConfig(_Section):
         "shared photos: 99.6% of plates found at 1280 against 97.8% at 960, in about twice "
         "the time).",
     )
-    min_input_side: int = Field(
-        default=0,
+    retry_input_side: int = Field(
+        default=480,
         ge=0,
         le=2048,
-        description="'text' backend: when non-zero, the parts of a frame searched together "
-        "(windows around tracked plates, moving regions) are packed side by side into one input "
-        "padded with the mean colour to at least this many network pixels each way; 0 searches "
-        "each part alone. The text detector often finds nothing, or a fragment, in a small input "
-        "that a plate fills much of: in windows as the tracker draws them around the shared "
-        "photos' plates it found 87.5% alone and 99.6% at 480, but 480 about halves the 1080p "
-        "replay's frame rate, so it is off by default (models/README.md).",
+        description="'text' backend: a window around a plate tracked in the last frames whose "
+        "search finds no box like it is searched again, with the others like it packed into one "
+        "input padded with the mean colour to at least this many network pixels each way; 0: "
+        "never. The text detector often finds nothing, or a fragment, in a small input that a "
+        "plate fills much of: in windows as the tracker draws them around the shared photos' "
+        "plates it found 87.5% alone and 99.6% padded to 480.",
     )
     max_detections: int = Field(
         default=8, ge=1, le=64, description="Most candidate boxes per image passed to the reader."

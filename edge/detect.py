@@ -177,7 +177,6 @@ class TextLineDetector:
         model: Path = DEFAULT_TEXT_MODEL,
         *,
         input_long_side: int = 960,
-        min_input_side: int = 0,
         min_score: float = 0.3,
         max_detections: int = 8,
         shape: PlateShape = PlateShape(),
@@ -196,7 +195,6 @@ class TextLineDetector:
         )
         self._input_name = self._session.get_inputs()[0].name
         self.input_long_side = input_long_side
-        self.min_input_side = min_input_side
         self.min_score = min_score
         self.max_detections = max_detections
         self.shape = shape
@@ -206,24 +204,6 @@ class TextLineDetector:
     def scale_for(self, shape: tuple[int, ...]) -> float:
         """The resampling for a whole image of this shape: long side to `input_long_side`."""
         return min(self.input_long_side / max(shape[:2]), 2.0)
-
-    def _network_input(self, image: np.ndarray, scale: float) -> np.ndarray:
-        """The image resampled by `scale`, normalised, padded with the mean colour to multiples
-        of 32 and to at least `min_input_side` each way."""
-        height, width = _resampled_size(image.shape, scale)
-        network_input = _mean_canvas(
-            _padded_side(height, self.min_input_side), _padded_side(width, self.min_input_side)
-        )
-        _place(network_input, image, scale, 0, 0)
-        return network_input
-
-    def probability_map(self, image: np.ndarray, scale: float | None = None) -> np.ndarray:
-        """Per-pixel text probability for `image` resampled by `scale`, padding cut off."""
-        scale = self.scale_for(image.shape) if scale is None else scale
-        network_input = self._network_input(image, scale)
-        probability = self._session.run(None, {self._input_name: network_input})[0][0, 0]
-        height, width = image.shape[:2]
-        return probability[: max(1, round(height * scale)), : max(1, round(width * scale))]
 
     def _text_lines(
         self, probability: np.ndarray
@@ -252,48 +232,59 @@ class TextLineDetector:
         bgr = as_bgr(image)
         if bgr is None:
             return []
-        try:
-            probability = self.probability_map(bgr, scale)
-        except Exception:  # a failed inference must not stop the daemon
-            logger.exception("text detector inference failed on an image of shape %s", bgr.shape)
-            return []
-        return self._detections(probability, bgr.shape)
+        scale = self.scale_for(bgr.shape) if scale is None else scale
+        return self._search([bgr], scale, least=0)[0]
 
     def detect_parts(
-        self, image: np.ndarray, parts: Sequence[Box], scale: float
+        self, image: np.ndarray, parts: Sequence[Box], scale: float, *, pad_to: int = 0
     ) -> list[Detection]:
         """Plates in `parts` of `image`, in the image's coordinates, each part searched at
-        `scale`. With `min_input_side`, the parts are packed side by side into one input padded
-        to it: one network run, where padding each part alone would cost a run each."""
-        if not self.min_input_side:
-            return detect_each(self, image, parts, scale)
+        `scale`: on its own, or with `pad_to`, all packed side by side into one input padded
+        with the mean colour to at least `pad_to` network pixels each way (one network run)."""
         bgr = as_bgr(image)
         if bgr is None:
             return []
-        searched = [(part, bgr[part[1] : part[1] + part[3], part[0] : part[0] + part[2]])
-                    for part in parts]  # fmt: skip
-        searched = [(part, crop) for part, crop in searched if min(crop.shape[:2]) >= _MIN_SIDE_PX]
-        if not searched:
+        offsets, crops = [], []
+        for x, y, w, h in parts:
+            x, y = max(0, x), max(0, y)
+            crop = bgr[y : y + h, x : x + w]
+            if min(crop.shape[:2]) >= _MIN_SIDE_PX:
+                offsets.append((x, y))
+                crops.append(crop)
+        if not crops:
             return []
-        crops = [crop for _, crop in searched]
+        if pad_to:
+            searched = self._search(crops, scale, least=pad_to)
+        else:
+            searched = [self._search([crop], scale, least=0)[0] for crop in crops]
+        found = [
+            moved(detection, x, y)
+            for (x, y), detections in zip(offsets, searched, strict=True)
+            for detection in detections
+        ]
+        found.sort(key=lambda d: d.score, reverse=True)
+        return found
+
+    def _search(
+        self, crops: Sequence[np.ndarray], scale: float, least: int
+    ) -> list[list[Detection]]:
+        """Each crop's detections (in its coordinates), the crops resampled by `scale` and packed
+        side by side into one network input padded with the mean colour to multiples of 32 and
+        to at least `least` each way."""
         sizes = [_resampled_size(crop.shape, scale) for crop in crops]
-        places, (height, width) = _pack(sizes, self.min_input_side)
+        places, (height, width) = _pack(sizes, least)
         network_input = _mean_canvas(height, width)
         for crop, (top, left) in zip(crops, places, strict=True):
             _place(network_input, crop, scale, top, left)
         try:
             probability = self._session.run(None, {self._input_name: network_input})[0][0, 0]
         except Exception:  # a failed inference must not stop the daemon
-            logger.exception("text detector inference failed on packed parts %s", list(parts))
-            return []
-        found = []
-        for ((x, y, _, _), crop), (top, left), (height, width) in zip(
-            searched, places, sizes, strict=True
-        ):
-            part_map = probability[top : top + height, left : left + width]
-            found.extend(moved(d, x, y) for d in self._detections(part_map, crop.shape))
-        found.sort(key=lambda d: d.score, reverse=True)
-        return found
+            logger.exception("text detector inference failed on a %dx%d input", width, height)
+            return [[] for _ in crops]
+        return [
+            self._detections(probability[top : top + h, left : left + w], crop.shape)
+            for crop, (top, left), (h, w) in zip(crops, places, sizes, strict=True)
+        ]
 
     def _detections(self, probability: np.ndarray, shape: tuple[int, ...]) -> list[Detection]:
         """Plate boxes, in the coordinates of an image of `shape`, from its probability map."""
@@ -381,15 +372,6 @@ def moved(detection: Detection, dx: int, dy: int) -> Detection:
     return Detection(shift(detection.box), detection.score, tuple(map(shift, detection.lines)))
 
 
-def detect_each(detector: Detector, image: np.ndarray, parts: Sequence[Box], scale: float):
-    """Plates in `parts` of `image`, in its coordinates: each part searched on its own."""
-    found = []
-    for x, y, w, h in parts:
-        found.extend(moved(d, x, y) for d in detector.detect(image[y : y + h, x : x + w], scale))
-    found.sort(key=lambda d: d.score, reverse=True)
-    return found
-
-
 class MorphologyDetector:
     """Dark characters on a light plate found by black-hat filtering; no model needed."""
 
@@ -431,9 +413,17 @@ class MorphologyDetector:
         return detections[: self.max_detections]
 
     def detect_parts(
-        self, image: np.ndarray, parts: Sequence[Box], scale: float
+        self, image: np.ndarray, parts: Sequence[Box], scale: float, *, pad_to: int = 0
     ) -> list[Detection]:
-        return detect_each(self, image, parts, scale)
+        """Plates in `parts` of `image`, each part searched on its own (`pad_to` is for the
+        text detector: stroke filtering needs no padding)."""
+        found = []
+        for x, y, w, h in parts:
+            x, y = max(0, x), max(0, y)
+            part = image[y : y + h, x : x + w] if isinstance(image, np.ndarray) else None
+            found.extend(moved(d, x, y) for d in self.detect(part, scale))
+        found.sort(key=lambda d: d.score, reverse=True)
+        return found
 
     def _candidates(self, gray: np.ndarray, char_height: int) -> list[tuple]:
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (char_height * 3, char_height))
@@ -477,7 +467,6 @@ def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
     return TextLineDetector(
         config.model or DEFAULT_TEXT_MODEL,
         input_long_side=config.still_input_long_side if stills else config.input_long_side,
-        min_input_side=config.min_input_side,
         min_score=config.min_score,
         max_detections=config.max_detections,
     )

@@ -101,6 +101,11 @@ def side_by_side(lines: Sequence[np.ndarray]) -> np.ndarray:
     return np.hstack(pieces)
 
 
+def _centre_inside(box: Box, window: Box) -> bool:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return window[0] <= cx < window[0] + window[2] and window[1] <= cy < window[1] + window[3]
+
+
 def _clip_boxes(boxes: Sequence[Box], offset: tuple[int, int], size: tuple[int, int]) -> list[Box]:
     """Full-frame boxes moved into a crop at `offset` of `size`, clipped; empty ones dropped."""
     dx, dy = offset
@@ -138,12 +143,15 @@ class PlateFinder:
         self.calibration = calibration
         self.roi = RegionOfInterest(calibration)
 
-    def detect(self, image: np.ndarray, regions: Sequence[Box] | None = None) -> list[Detection]:
+    def detect(
+        self, image: np.ndarray, regions: Sequence[Box] | None = None, *, pad_to: int = 0
+    ) -> list[Detection]:
         """Plates in the region of interest, or only in its parts that overlap `regions`
-        (overlapping regions are searched once, joined).
+        (overlapping regions are searched once, joined; with `pad_to`, packed into one input
+        padded to that many network pixels each way).
 
         The parts are searched at the scale of the whole region of interest, so a part costs its
-        share of the whole and a plate is found in it as it would be in the whole.
+        share of the whole.
         """
         roi_image, (dx, dy) = self.roi.crop(image)
         scale = self.detector.scale_for(roi_image.shape)
@@ -154,7 +162,7 @@ class PlateFinder:
             windows = merge_overlapping(_clip_boxes(regions, (dx, dy), (roi_width, roi_height)))
         low, high = self.calibration.plate_height_px
         found = []
-        for detection in self.detector.detect_parts(roi_image, windows, scale):
+        for detection in self.detector.detect_parts(roi_image, windows, scale, pad_to=pad_to):
             if low <= detection.text_height <= high:
                 in_frame = moved(detection, dx, dy)
                 if self.roi.contains(in_frame.box):
@@ -246,6 +254,10 @@ class CameraWorker:
         self.frames_skipped_busy = 0
         self.frames_tracked_only = 0
         """Frames searched only around the plates already tracked (see `full_search_every`)."""
+        self.frames_searched_again = 0
+        """Frames in which a plate just tracked was not found and its window was searched
+        again, padded (see `detector.retry_input_side`)."""
+        self.retry_input_side = config.detector.retry_input_side
         self.full_search_every = config.tracking.full_search_every
         self._searches = 0
         self._last_frame: Frame | None = None
@@ -317,9 +329,23 @@ class CameraWorker:
 
     def _detect_and_read(self, frame: Frame, windows: Sequence[Box] | None) -> None:
         detections = self.finder.detect(frame.image, windows)
+        if self.retry_input_side:
+            detections = self._with_plates_missed(frame, detections)
         for track_id, detection in self.tracker.update(frame, detections):
             read = self.finder.read(frame.image, detection)
             self.tracker.add_read(track_id, frame, detection, read)
+
+    def _with_plates_missed(self, frame: Frame, detections: list[Detection]) -> list[Detection]:
+        """This frame's detections, with the windows of plates tracked in the last frames that
+        none of them matches searched again, packed into one padded input: the text detector
+        misses real plates that fill a small input. What the first search found in those
+        windows (often a fragment of the plate) gives way to what the second finds."""
+        missed = self.tracker.windows_missed(frame.index, detections)
+        if not missed:
+            return detections
+        self.frames_searched_again += 1
+        kept = [d for d in detections if not any(_centre_inside(d.box, w) for w in missed)]
+        return kept + self.finder.detect(frame.image, missed, pad_to=self.retry_input_side)
 
     def _emit(self, vehicles: Sequence[VehicleRead]) -> None:
         for vehicle in vehicles:
@@ -400,6 +426,7 @@ class Pipeline:
             "frames_skipped_still": sum(worker.frames_skipped_still for worker in self.workers),
             "frames_skipped_busy": sum(worker.frames_skipped_busy for worker in self.workers),
             "frames_tracked_only": sum(worker.frames_tracked_only for worker in self.workers),
+            "frames_searched_again": sum(w.frames_searched_again for w in self.workers),
             "reads": self.reads,
             "alerts": self.alerts,
             "hotlist_entries": len(self.hotlists.current),

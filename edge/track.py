@@ -55,6 +55,12 @@ _MAX_SIZE_RATIO = (1.6, 0.16, 2.2)
 _WINDOW_ROOM = (0.75, 0.25, 2.0)
 """Room around a track's predicted box searched for its plate, in plate widths on each side
 (twice that in plate heights above and below): a base, a growth per frame unseen, and a cap."""
+_JUST_SEEN_FRAMES = 3
+"""A plate seen within this many frames is expected in the next: not finding it is a miss."""
+_WHOLE_PLATE_WIDTH = 0.6
+"""A detection continuing a track at least this fraction of its predicted width is its plate
+found; the fragments of a plate the text detector finds in a small input instead of it are
+narrower."""
 _CLEARLY_BETTER = 1.15
 """A crop is worth another read when its quality beats every crop read so far by this factor."""
 _GOOD_ENOUGH = 0.8
@@ -168,16 +174,26 @@ class PlateTracker:
         return to_read
 
     def search_windows(self, frame_index: int) -> list[Box]:
-        """Where the open tracks' plates should be in frame `frame_index`: each predicted box
-        with room around it for a change of speed or size, growing with the frames unseen."""
-        windows = []
+        """Where the open tracks' plates should be in frame `frame_index`."""
+        return [_search_window(track, frame_index) for track in self._tracks.values()]
+
+    def windows_missed(self, frame_index: int, detections: Sequence[Detection]) -> list[Box]:
+        """The search windows of the plates read and seen in the last `_JUST_SEEN_FRAMES`
+        frames that none of frame `frame_index`'s `detections` continues as a whole plate: most
+        likely there, and not found or found only in part."""
+        missed = []
         for track in self._tracks.values():
-            x, y, w, h = track.predicted_box(frame_index)
-            unseen = frame_index - track.recent[-1][0]
-            room = min(_WINDOW_ROOM[0] + _WINDOW_ROOM[1] * unseen, _WINDOW_ROOM[2])
-            dx, dy = round(w * room), round(h * room * 2)
-            windows.append((x - dx, y - dy, w + 2 * dx, h + 2 * dy))
-        return windows
+            elapsed = frame_index - track.recent[-1][0]
+            if not track.readings or elapsed > _JUST_SEEN_FRAMES:
+                continue
+            predicted = track.predicted_box(frame_index)
+            if not any(
+                self._similarity(predicted, d.box, elapsed) > 0
+                and d.box[2] >= _WHOLE_PLATE_WIDTH * predicted[2]
+                for d in detections
+            ):
+                missed.append(_search_window(track, frame_index))
+        return missed
 
     def add_read(
         self, track_id: int, frame: Frame, detection: Detection, read: PlateRead | None
@@ -576,3 +592,13 @@ def _contained(a: Box, b: Box) -> bool:
 def _iou(a: Box, b: Box) -> float:
     inter = _intersection(a, b)
     return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+
+
+def _search_window(track: _Track, frame_index: int) -> Box:
+    """Where to look for the track's plate in frame `frame_index`: the predicted box with room
+    around it for a change of speed or size, growing with the frames unseen."""
+    x, y, w, h = track.predicted_box(frame_index)
+    unseen = frame_index - track.recent[-1][0]
+    room = min(_WINDOW_ROOM[0] + _WINDOW_ROOM[1] * unseen, _WINDOW_ROOM[2])
+    dx, dy = round(w * room), round(h * room * 2)
+    return (x - dx, y - dy, w + 2 * dx, h + 2 * dy)

@@ -71,10 +71,12 @@ class Detector(Protocol):
         ...
 
     def detect_parts(
-        self, image: np.ndarray, parts: Sequence[Box], scale: float
+        self, image: np.ndarray, parts: Sequence[Box], scale: float, *, pad_to: int = 0
     ) -> list[Detection]:
         """Plate boxes in the (x, y, w, h) `parts` of `image`, in the image's coordinates, most
-        confident first; each part searched at `scale` (the whole image's)."""
+        confident first; each part searched at `scale` (the whole image's). With `pad_to`, the
+        parts are searched padded to at least that many network pixels each way, for detectors
+        that find less in a small input."""
         ...
 
 

@@ -67,12 +67,6 @@ def text_detector(detectors) -> Detector:
     return detectors["text"]
 
 
-@pytest.fixture(scope="module")
-def packing_detector() -> Detector:
-    """The text detector packing the parts it searches into one input padded to 480."""
-    return make_detector(DetectorConfig(min_input_side=480))
-
-
 @pytest.mark.parametrize(
     ("char_height_px", "at", "rear"),
     [(20, (150, 500), False), (32, (700, 200), True), (60, (300, 250), True)],
@@ -222,11 +216,11 @@ def test_a_one_line_plate_has_no_lines(text_detector):
     assert detection.lines == () and detection.text_height == detection.box[3]
 
 
-def test_packing_small_searches_finds_shared_plates_that_fill_them(text_detector, packing_detector):
+def test_packing_small_searches_finds_shared_plates_that_fill_them(text_detector):
     """Windows one plate height around real plates, in photos resized to 1280x720 frames and
     searched at the frame's scale as the daemon searches around tracked plates (with two other
     windows of the frame): the text detector misses some unless they are packed into an input
-    padded to `detector.min_input_side`."""
+    padded to 480 (as the daemon searches again where a tracked plate was not found)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared photos absent ({SHARED_DATA})")
     labels = _shared_labels(count_per_set=40)
@@ -239,16 +233,16 @@ def test_packing_small_searches_finds_shared_plates_that_fill_them(text_detector
         x0, y0 = max(0, round(truth[0] - truth[3])), max(0, round(truth[1] - truth[3]))
         window = (x0, y0, round(truth[2] + 2 * truth[3]), round(3 * truth[3]))
         others = [(0, 0, window[2], window[3]), (1280 - window[2], 720 - window[3], *window[2:])]
-        for name, detector in (("alone", text_detector), ("packed", packing_detector)):
-            detections = detector.detect_parts(
-                frame, [window, *others], detector.scale_for(frame.shape)
+        for name, pad_to in (("alone", 0), ("packed", 480)):
+            detections = text_detector.detect_parts(
+                frame, [window, *others], text_detector.scale_for(frame.shape), pad_to=pad_to
             )
             found[name] += any(box_iou(d.box, truth) >= 0.3 for d in detections)
     assert found["packed"] >= len(labels) - 1, found
     assert found["packed"] > found["alone"], found
 
 
-def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, packing_detector):
+def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector):
     """Three windows around plates of a frame, packed into one padded input: each plate is
     found at its place in the frame, as the part searched alone finds it."""
     image = textured_background(1920, 1080, seed=21)
@@ -264,7 +258,7 @@ def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, pa
         truths.append((at[0], at[1], w, h))
     windows = [(x - h, y - h, w + 2 * h, 3 * h) for x, y, w, h in truths]
     scale = text_detector.scale_for(image.shape)
-    found = packing_detector.detect_parts(image, windows, scale)
+    found = text_detector.detect_parts(image, windows, scale, pad_to=480)
     alone = text_detector.detect_parts(image, windows, scale)
     for truth in truths:
         best = max(found, key=lambda d: box_iou(d.box, truth))
@@ -275,8 +269,9 @@ def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector, pa
 
 
 @pytest.mark.parametrize("backend", ["text", "morphology"])
-def test_parts_too_small_or_outside_the_image_give_nothing(detectors, packing_detector, backend):
+def test_parts_too_small_or_outside_the_image_give_nothing(detectors, backend):
     image, _ = plate_scene(char_height_px=28, size=(640, 360), seed=4)
-    for detector in (detectors[backend], packing_detector):
-        assert detector.detect_parts(image, [(10, 10, 5, 5), (700, 400, 50, 50)], 1.0) == []
-        assert detector.detect_parts(image, [], 1.0) == []
+    for pad_to in (0, 480):
+        parts = [(10, 10, 5, 5), (700, 400, 50, 50)]
+        assert detectors[backend].detect_parts(image, parts, 1.0, pad_to=pad_to) == []
+        assert detectors[backend].detect_parts(image, [], 1.0, pad_to=pad_to) == []

@@ -9,9 +9,9 @@ from benchmarks.synthetic.render import render_plate
 from edge.calibration import Calibration, default_calibration
 from edge.config import DetectorConfig, EdgeConfig, ReaderConfig
 from edge.detect import make_detector
-from edge.pipeline import Pipeline, PlateFinder, PlateFinding, plate_likeness
+from edge.pipeline import CameraWorker, Pipeline, PlateFinder, PlateFinding, plate_likeness
 from edge.read import make_reader
-from edge.types import Detection, MatchKind, PlateRead, VehicleRead
+from edge.types import Detection, Frame, MatchKind, PlateRead, VehicleRead
 
 
 def street(width: int = 1280, height: int = 720) -> np.ndarray:
@@ -177,3 +177,54 @@ def test_a_vehicle_read_again_in_part_after_its_alert_is_not_alerted_twice(tmp_p
 
     assert pipeline.reads == 3
     assert alerted == [("KH01HOK", MatchKind.EXACT), ("H01HOK", MatchKind.POSSIBLE_MISREAD)]
+
+
+class BlindToSmallSearches:
+    """The real text detector, except that a part searched alone finds nothing: as the text
+    detector often does on real plates that fill a small window (tests/test_detect.py measures
+    it on the shared photos; rendered plates are found either way)."""
+
+    def __init__(self, detector):
+        self.detector = detector
+
+    def scale_for(self, shape):
+        return self.detector.scale_for(shape)
+
+    def detect(self, image, scale=None):
+        return self.detector.detect(image, scale)
+
+    def detect_parts(self, image, parts, scale, *, pad_to=0):
+        whole = [(0, 0, image.shape[1], image.shape[0])]
+        if not pad_to and list(parts) != whole:
+            return []
+        return self.detector.detect_parts(image, parts, scale, pad_to=pad_to)
+
+
+@pytest.mark.parametrize("retry_input_side", [480, 0])
+def test_a_tracked_plate_missed_in_its_window_is_searched_again_padded(tmp_path, retry_input_side):
+    config = EdgeConfig.model_validate(
+        {
+            "cameras": [{"id": "cam1", "source": str(tmp_path / "unused.mp4")}],
+            "tracking": {"motion_gate": False, "full_search_every": 3},
+            "detector": {"retry_input_side": retry_input_side},
+        }
+    )
+    detector = BlindToSmallSearches(make_detector(config.detector))
+    worker = CameraWorker(
+        config.cameras[0], config, detector, make_reader(config.reader), lambda vehicle: None
+    )
+    sighted = []
+    for index in range(6):  # a plate moving right: searched whole on frames 0 and 3
+        image = street()
+        with_plate(image, "AB12CDE", (300 + 12 * index, 300))
+        frame = Frame("cam1", index, 1000.0 + index / 25, 1000.0 + index / 25, image)
+        worker._detect_and_read(frame, worker._search_windows(frame, None))
+        (track,) = worker.tracker._tracks.values()
+        if track.recent[-1][0] == index:
+            sighted.append(index)
+    if retry_input_side:
+        assert sighted == [0, 1, 2, 3, 4, 5]
+        assert worker.frames_searched_again == 4
+    else:
+        assert sighted == [0, 3]
+        assert worker.frames_searched_again == 0

@@ -513,6 +513,34 @@ def test_no_tracks_no_search_windows():
     assert tracker.search_windows(0) == []
 
 
+def tracker_following_a_read_plate(until_step: int, read: bool = True) -> PlateTracker:
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    for step in range(until_step + 1):
+        frame, box = frame_with(step, [approaching_box(step)]), approaching_box(step)
+        for track_id, detection in tracker.update(frame, [Detection(box=box, score=0.9)]):
+            tracker.add_read(track_id, frame, detection, plate_read("AB12CDE") if read else None)
+    return tracker
+
+
+def test_a_read_plate_just_seen_and_not_found_has_its_window_searched_again():
+    tracker = tracker_following_a_read_plate(until_step=8)
+    missed = tracker.windows_missed(9, [])
+    assert missed == tracker.search_windows(9)
+    assert inside(approaching_box(9), missed[0])
+    fragment = approaching_box(9)[:2] + (12, approaching_box(9)[3] // 2)
+    assert tracker.windows_missed(9, [Detection(box=fragment, score=0.6)]) == missed
+    elsewhere = (450, 20, 60, 13)
+    assert tracker.windows_missed(9, [Detection(box=elsewhere, score=0.9)]) == missed
+
+
+def test_a_plate_found_gone_for_frames_or_never_read_is_not_searched_again():
+    tracker = tracker_following_a_read_plate(until_step=8)
+    assert tracker.windows_missed(9, [Detection(box=approaching_box(9), score=0.9)]) == []
+    assert tracker.windows_missed(12, []) == []  # last seen 4 frames before: most likely gone
+    unread = tracker_following_a_read_plate(until_step=8, read=False)
+    assert unread.windows_missed(9, []) == []
+
+
 def test_illegible_reads_of_a_far_plate_do_not_use_up_its_read_budget():
     """A plate first detected too far away to read comes back illegible a few times; it must
     still be read once it comes near, and the reads then fused."""
