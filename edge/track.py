@@ -39,7 +39,7 @@ import numpy as np
 from edge.calibration import Calibration, RegionOfInterest
 from edge.config import TrackingConfig
 from edge.hotlist.index import CLASS_TRANSLATION
-from edge.plates import correct
+from edge.plates import correct, uk_format
 from edge.types import Box, Detection, Frame, PlateRead, VehicleRead
 
 logger = logging.getLogger(__name__)
@@ -469,7 +469,9 @@ def fuse_reads(reads: Sequence[PlateRead]) -> PlateRead:
     winner's summed confidence over the number of voters, so unanimous votes keep the readers'
     confidence and split votes lower it; the read's confidence is the weakest position's, scaled
     by the share of the length vote. Runner-up characters and reads of other lengths become the
-    alternatives (for possible-misread hotlist matching). Plate syntax correction is applied last.
+    alternatives (for possible-misread hotlist matching). UK plate syntax correction is applied
+    last, when most of the reads (by confidence) fit a UK format: the reader has already weighed
+    each read's views for a UK format, and a plate it read as foreign is not forced into one.
     """
     if not reads:
         raise ValueError("no reads to fuse")
@@ -503,7 +505,9 @@ def fuse_reads(reads: Sequence[PlateRead]) -> PlateRead:
         if len(read.text) != length:
             share = length_votes[len(read.text)] / sum(length_votes.values())
             alternatives[read.text] = max(alternatives.get(read.text, 0.0), read.confidence * share)
-    return _corrected(text, confidence, tuple(confidences), alternatives)
+    uk_weight = sum(r.confidence for r in reads if uk_format(r.text))
+    to_uk_format = uk_weight >= 0.5 * sum(r.confidence for r in reads)
+    return _corrected(text, confidence, tuple(confidences), alternatives, to_uk_format)
 
 
 def _corrected(
@@ -511,8 +515,9 @@ def _corrected(
     confidence: float,
     char_confidences: tuple[float, ...],
     alternatives: dict[str, float],
+    to_uk_format: bool,
 ) -> PlateRead:
-    text, plate_format = correct(text)
+    text, plate_format = correct(text) if to_uk_format else (text, uk_format(text))
     corrected_alternatives: dict[str, float] = {}
     for alternative, score in alternatives.items():
         # The raw text stays beside its correction: correction can turn a truncated read into

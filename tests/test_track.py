@@ -339,6 +339,24 @@ def test_fusion_votes_each_character_and_keeps_runner_ups_as_alternatives():
     assert fused.plate_format is not None
 
 
+@pytest.mark.parametrize(
+    ("reads", "fused_text"),
+    [
+        # An Italian plate, one look-alike swap from a UK current-style plate (RK61ZAL): the
+        # reader kept it as read, so fusion must not force it into the UK format.
+        (["RK612AL", "RK612AL", "RK6I2AL"], "RK612AL"),
+        (["BA738DE", "BA738DE"], "BA738DE"),
+        # Reads of a UK plate, most fitting its format: look-alike misreads are outvoted, and
+        # a fused text breaking the format would be corrected back to it.
+        (["AB12CDE", "A812CDE", "AB1ZCDE"], "AB12CDE"),
+        (["AB12CDE", "AB12CDE", "AB12CD8"], "AB12CDE"),
+    ],
+)
+def test_fusion_corrects_to_a_uk_format_only_when_most_reads_fit_one(reads, fused_text):
+    fused = fuse_reads([plate_read(text) for text in reads])
+    assert fused.text == fused_text
+
+
 def test_fusion_of_one_read_keeps_it():
     fused = fuse_reads([plate_read("AB12CDE", 0.8)])
     assert fused.text == "AB12CDE"
