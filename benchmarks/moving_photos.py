@@ -1,8 +1,8 @@
 """Real plates in motion: labelled roadside photos zoomed into as a vehicle drives towards the
 camera, searched frame by frame as the daemon searches live video.
 
-    .venv/bin/python -m benchmarks.moving_photos [--step 3] [--retry-input-side N] [--json]
-                                                  [FOLDER ...]
+    .venv/bin/python -m benchmarks.moving_photos [--step 3] [--split all|heldout|train]
+                                                  [--retry-input-side N] [--json] [FOLDER ...]
 
 The rendered footage of the other benchmarks has synthetic plates, which the text detector
 finds in any window; real plates it sometimes misses in the small windows the daemon searches
@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.read_eval import SHARED_DATA, iou, load_labels
+from benchmarks.read_eval import SHARED_DATA, iou, load_labels, split_filter
 from edge.config import DetectorConfig, EdgeConfig
 from edge.detect import make_detector
 from edge.pipeline import CameraWorker
@@ -104,7 +104,7 @@ def run_clip(worker: CameraWorker, photo: np.ndarray, plate: Box, counts: dict) 
     return texts
 
 
-def evaluate(folders: list[Path], step: int, retry_input_side: int) -> dict:
+def evaluate(folders: list[Path], step: int, retry_input_side: int, split: str = "all") -> dict:
     config = EdgeConfig.model_validate(
         {
             "cameras": [{"id": "moving", "source": "unused.mp4"}],
@@ -113,7 +113,8 @@ def evaluate(folders: list[Path], step: int, retry_input_side: int) -> dict:
         }
     )
     detector, reader = make_detector(config.detector), make_reader(config.reader)
-    plates = [plate for folder in folders for plate in load_labels(folder)][::step]
+    keep = split_filter(split)
+    plates = [p for folder in folders for p in load_labels(folder) if keep(folder, p)][::step]
     counts: dict = {"full": [0, 0], "tracked": [0, 0], "ms": []}
     exact = searched_again = 0
     misses = []
@@ -126,6 +127,7 @@ def evaluate(folders: list[Path], step: int, retry_input_side: int) -> dict:
         searched_again += worker.frames_searched_again
     frames = counts["full"][1] + counts["tracked"][1]
     return {
+        "split": split,
         "clips": len(plates),
         "frames": frames,
         "retry_input_side": retry_input_side,
@@ -146,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=int, default=3, help="Use every Nth labelled photo.")
     parser.add_argument("--retry-input-side", type=int, default=DetectorConfig().retry_input_side,
                         help="detector.retry_input_side (0: no search again).")  # fmt: skip
+    parser.add_argument("--split", choices=["all", "heldout", "train"], default="all",
+                        help="'heldout': photos the reader did not train on.")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args(argv)
     folders = args.folders or sorted(SHARED_DATA.glob("openalpr-*"))
     if not folders:
         print(f"moving_photos: no folders given and no shared data under {SHARED_DATA}; skipping")
         return 0
-    report = evaluate(folders, max(1, args.step), args.retry_input_side)
+    report = evaluate(folders, max(1, args.step), args.retry_input_side, args.split)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
