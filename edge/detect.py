@@ -242,28 +242,11 @@ class TextLineDetector:
         `scale`: on its own, or with `pad_to`, all packed side by side into one input padded
         with the mean colour to at least `pad_to` network pixels each way (one network run)."""
         bgr = as_bgr(image)
-        if bgr is None:
-            return []
-        offsets, crops = [], []
-        for x, y, w, h in parts:
-            x, y = max(0, x), max(0, y)
-            crop = bgr[y : y + h, x : x + w]
-            if min(crop.shape[:2]) >= _MIN_SIDE_PX:
-                offsets.append((x, y))
-                crops.append(crop)
-        if not crops:
-            return []
-        if pad_to:
-            searched = self._search(crops, scale, least=pad_to)
-        else:
-            searched = [self._search([crop], scale, least=0)[0] for crop in crops]
-        found = [
-            moved(detection, x, y)
-            for (x, y), detections in zip(offsets, searched, strict=True)
-            for detection in detections
-        ]
-        found.sort(key=lambda d: d.score, reverse=True)
-        return found
+        cut = [] if bgr is None else _cut(bgr, parts)
+        crops = [crop for _, crop in cut]
+        if pad_to and crops:
+            return _in_image(cut, self._search(crops, scale, least=pad_to))
+        return _in_image(cut, [self._search([crop], scale, least=0)[0] for crop in crops])
 
     def _search(
         self, crops: Sequence[np.ndarray], scale: float, least: int
@@ -363,6 +346,31 @@ def _pack(sizes: Sequence[tuple[int, int]], least: int):
     return places, (_padded_side(top + row_height, least), _padded_side(width_used, least))
 
 
+def _cut(image: np.ndarray, parts: Sequence[Box]) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """The `parts` of `image` large enough to hold a plate, each with its top-left corner (a
+    part reaching past the top or left edge cut there)."""
+    cut = []
+    for x, y, w, h in parts:
+        x, y = max(0, x), max(0, y)
+        crop = image[y : y + h, x : x + w]
+        if min(crop.shape[:2]) >= _MIN_SIDE_PX:
+            cut.append(((x, y), crop))
+    return cut
+
+
+def _in_image(
+    cut: Sequence[tuple[tuple[int, int], np.ndarray]], found: Sequence[Sequence[Detection]]
+) -> list[Detection]:
+    """Each part's detections moved into the whole image's coordinates, most confident first."""
+    detections = [
+        moved(detection, x, y)
+        for ((x, y), _), part_found in zip(cut, found, strict=True)
+        for detection in part_found
+    ]
+    detections.sort(key=lambda d: d.score, reverse=True)
+    return detections
+
+
 def moved(detection: Detection, dx: int, dy: int) -> Detection:
     """The detection shifted by (dx, dy): from a part's coordinates to the whole image's."""
 
@@ -417,13 +425,8 @@ class MorphologyDetector:
     ) -> list[Detection]:
         """Plates in `parts` of `image`, each part searched on its own (`pad_to` is for the
         text detector: stroke filtering needs no padding)."""
-        found = []
-        for x, y, w, h in parts:
-            x, y = max(0, x), max(0, y)
-            part = image[y : y + h, x : x + w] if isinstance(image, np.ndarray) else None
-            found.extend(moved(d, x, y) for d in self.detect(part, scale))
-        found.sort(key=lambda d: d.score, reverse=True)
-        return found
+        cut = _cut(image, parts) if isinstance(image, np.ndarray) else []
+        return _in_image(cut, [self.detect(crop, scale) for _, crop in cut])
 
     def _candidates(self, gray: np.ndarray, char_height: int) -> list[tuple]:
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (char_height * 3, char_height))
