@@ -33,7 +33,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.read_eval import SHARED_DATA, iou, load_labels, split_filter
+from benchmarks.read_eval import (
+    SHARED_DATA,
+    LabelError,
+    iou,
+    load_labels,
+    read_photo,
+    split_filter,
+)
 from edge.config import DetectorConfig, EdgeConfig
 from edge.detect import make_detector
 from edge.pipeline import CameraWorker
@@ -71,36 +78,33 @@ def in_frame(box: Box) -> bool:
 
 
 def run_clip(worker: CameraWorker, photo: np.ndarray, plate: Box, counts: dict) -> list[str]:
-    """One clip through `worker`; counts updated; the texts of the vehicle reads emitted."""
+    """One clip through `worker` (a new one: this takes over its reads and detections); counts
+    updated; the texts of the vehicle reads emitted."""
     texts = []
     worker.on_vehicle = lambda vehicle: texts.append(vehicle.read.text)
     found: list[Box] = []
-    original = worker.finder.detect
+    detect = worker.finder.detect
 
-    def detect(image, regions=None, *, pad_to=0):
-        detections = original(image, regions, pad_to=pad_to)
+    def detect_and_note(image, regions=None, *, pad_to=0):
+        detections = detect(image, regions, pad_to=pad_to)
         found.extend(d.box for d in detections)
         return detections
 
-    worker.finder.detect = detect
-    try:
-        for index, (image, truth) in enumerate(zoom_frames(photo, plate)):
-            frame = Frame("moving", index, index / 25, index / 25, image)
-            windows = worker._search_windows(frame, None)
-            full_search = windows is None
-            if not in_frame(truth) or (not full_search and not windows):
-                continue
-            found.clear()
-            started = time.perf_counter()
-            worker._detect_and_read(frame, windows)
-            counts["ms"].append((time.perf_counter() - started) * 1000)
-            kind = "full" if full_search else "tracked"
-            counts[kind][1] += 1
-            counts[kind][0] += any(iou(box, truth) >= FOUND_IOU for box in found)
-        for vehicle in worker.tracker.flush():
-            texts.append(vehicle.read.text)
-    finally:
-        worker.finder.detect = original
+    worker.finder.detect = detect_and_note
+    for index, (image, truth) in enumerate(zoom_frames(photo, plate)):
+        frame = Frame("moving", index, index / 25, index / 25, image)
+        windows = worker._search_windows(frame, None)
+        full_search = windows is None
+        if not in_frame(truth) or (not full_search and not windows):
+            continue
+        found.clear()
+        started = time.perf_counter()
+        worker._detect_and_read(frame, windows)
+        counts["ms"].append((time.perf_counter() - started) * 1000)
+        kind = "full" if full_search else "tracked"
+        counts[kind][1] += 1
+        counts[kind][0] += any(iou(box, truth) >= FOUND_IOU for box in found)
+    texts.extend(vehicle.read.text for vehicle in worker.tracker.flush())
     return texts
 
 
@@ -120,7 +124,7 @@ def evaluate(folders: list[Path], step: int, retry_input_side: int, split: str =
     misses = []
     for plate in plates:
         worker = CameraWorker(config.cameras[0], config, detector, reader, lambda vehicle: None)
-        texts = run_clip(worker, cv2.imread(str(plate.image_path)), plate.box, counts)
+        texts = run_clip(worker, read_photo(plate.image_path), plate.box, counts)
         exact += plate.text in texts
         if plate.text not in texts:
             misses.append({"photo": plate.image_path.name, "truth": plate.text, "reads": texts})
@@ -156,7 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     if not folders:
         print(f"moving_photos: no folders given and no shared data under {SHARED_DATA}; skipping")
         return 0
-    report = evaluate(folders, max(1, args.step), args.retry_input_side, args.split)
+    missing = [folder for folder in folders if not folder.is_dir()]
+    if missing:
+        print(f"moving_photos: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate(folders, max(1, args.step), args.retry_input_side, args.split)
+    except LabelError as error:
+        print(f"moving_photos: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -272,11 +272,13 @@ def evaluate(
     for folder in folders:
         outcomes[folder.name] = []
         for plate in (p for p in load_labels(folder) if keep(folder, p)):
-            outcomes[folder.name].append(evaluate_plate(finder, plate, _image(plate.image_path)))
+            outcomes[folder.name].append(
+                evaluate_plate(finder, plate, read_photo(plate.image_path))
+            )
     everything = [o for folder_outcomes in outcomes.values() for o in folder_outcomes]
     paths = [p.image_path for folder in folders for p in load_labels(folder) if keep(folder, p)]
     sample = paths[:: max(1, len(paths) // frame_sample)][:frame_sample] if frame_sample else []
-    frame_times = frame_ms(frame_finder or finder, [_image(path) for path in sample])
+    frame_times = frame_ms(frame_finder or finder, [read_photo(path) for path in sample])
     return {
         "split": split,
         "min_confidence": min_confidence,
@@ -297,7 +299,8 @@ def evaluate(
     }
 
 
-def _image(path: Path) -> np.ndarray:
+def read_photo(path: Path) -> np.ndarray:
+    """A labelled photo, or a LabelError naming it when it cannot be read."""
     image = cv2.imread(str(path))
     if image is None:
         raise LabelError(f"{path}: cannot be read as an image")

@@ -1,10 +1,10 @@
-"""The moving-photos benchmark's clips: the plate's box follows the plate as the clip zooms."""
+"""The moving-photos benchmark: clips that follow the plate, and bad labels or photos named."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.moving_photos import FRAME_SIZE, FRAMES, zoom_frames
+from benchmarks.moving_photos import FRAME_SIZE, FRAMES, main, zoom_frames
 
 
 def test_the_box_given_for_each_frame_is_where_the_plate_is():
@@ -24,3 +24,17 @@ def test_the_box_given_for_each_frame_is_where_the_plate_is():
         assert abs(bw / bh - w / h) < 0.01  # the aspect is kept
         widths.append(bw)
     assert widths[-1] / widths[0] > 1.35  # the vehicle comes closer
+
+
+def test_a_bad_label_or_photo_is_named_and_nothing_runs(tmp_path, capsys):
+    (tmp_path / "car.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "car.txt").write_text("car.jpg\t10\t20\t120\t30\tAB12CDE\n", encoding="utf-8")
+    assert main([str(tmp_path), "--step", "1"]) == 2
+    assert f"{tmp_path / 'car.jpg'}: cannot be read as an image" in capsys.readouterr().err
+
+    (tmp_path / "car.txt").write_text("car.jpg\t10\tten\t120\t30\tAB12CDE\n", encoding="utf-8")
+    assert main([str(tmp_path)]) == 2
+    assert "car.txt: line 1: field y: not a number: 'ten'" in capsys.readouterr().err
+
+    assert main([str(tmp_path / "absent")]) == 2
+    assert "not a folder" in capsys.readouterr().err
