@@ -90,8 +90,8 @@ class DetectorConfig(_Section):
         "packed into one input padded with the mean colour to at least this many network pixels "
         "each way. The text detector often finds nothing, or a fragment, in a small input that a "
         "plate fills much of: on real photos moved as video it found the plate in 90% of the "
-        "searches around tracked plates, 97% with this at 480, but read no more passes exactly, "
-        "so it is off (models/README.md).",
+        "searches around tracked plates, 96% with this at 480, but read only one more pass of "
+        "91 exactly, so it is off (models/README.md).",
     )
     max_detections: int = Field(
         default=8, ge=1, le=64, description="Most candidate boxes per image passed to the reader."
