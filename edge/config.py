@@ -52,40 +52,44 @@ class CameraConfig(_Section):
 
 
 class DetectorConfig(_Section):
-    backend: Literal["default", "text", "morphology"] = Field(
+    backend: Literal["default", "plate", "text", "morphology"] = Field(
         default="default",
-        description="'text': PP-OCRv4 text detector kept to plate-shaped lines (the default); "
-        "'morphology': model-free stroke filtering, a cheap and much less accurate fallback.",
+        description="'default' = 'text': the PP-OCRv4 text detector, kept to plate-shaped "
+        "lines; 'plate': a small network distilled from it, as accurate on the shared photos "
+        "as 720p frames in about half the time (42 against 67-81 ms a frame with the reads), "
+        "but it missed a plate of the bundled demo footage, so it is not the default "
+        "(models/README.md); 'morphology': model-free stroke filtering, a cheap and much less "
+        "accurate fallback.",
     )
     min_score: float = Field(
         default=0.3, ge=0.0, le=1.0, description="Detections scoring below this are dropped."
     )
     model: Path | None = Field(
         default=None,
-        description="Text detector model; the bundled models/text_detector.onnx when empty.",
+        description="Model for the 'plate' or 'text' backend; the bundled "
+        "models/plate_detector.onnx or models/text_detector.onnx when empty.",
     )
-    input_long_side: int = Field(
-        default=960,
+    input_long_side: int | None = Field(
+        default=None,
         ge=128,
         le=2048,
-        description="'text' backend: the image's long side is resized to this (at most 2x up) "
-        "before detection. Characters under about 14 pixels tall after resizing are missed; "
-        "time grows with its square (640 takes about half the time of 960 and finds fewer).",
+        description="'plate' and 'text' backends: the image's long side is resized to this (at "
+        "most 2x up) before detection; empty: 800 for 'plate', 960 for 'text'. Smaller plates "
+        "are missed at smaller sizes; time grows with its square.",
     )
-    still_input_long_side: int = Field(
-        default=1280,
+    still_input_long_side: int | None = Field(
+        default=None,
         ge=128,
         le=4096,
-        description="'text' backend, still images (`anpr-edge read`): as input_long_side, for "
-        "photos, where there is time to look for smaller plates than in live video (the "
-        "shared photos: 99.6% of plates found at 1280 against 97.8% at 960, in about twice "
-        "the time).",
+        description="As input_long_side, for still images (`anpr-edge read`), where there is "
+        "time to look for smaller plates than in live video; empty: 1280.",
     )
     retry_input_side: int = Field(
         default=0,
         ge=0,
         le=2048,
-        description="'text' backend: when non-zero, a window around a plate read in the last 3 "
+        description="'plate' and 'text' backends: when non-zero, a window around a plate read in "
+        "the last 3 "
         "frames whose search finds no whole plate is searched again, with the others like it "
         "packed into one input padded with the mean colour to at least this many network pixels "
         "each way. The text detector often finds nothing, or a fragment, in a small input that a "

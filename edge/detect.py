@@ -1,15 +1,18 @@
 """Plate detection: candidate plate boxes in a BGR image of any size.
 
-Two backends, chosen by measurement (see the Detector section of models/README.md):
+Three backends, chosen by measurement (see the Detector section of models/README.md):
 
+- "plate": a small text-kernel network (56 k parameters) distilled from the text detector on
+  roadside photos and rendered UK plates (`models/build/train_plate_detector.py`), trained to
+  give from a smaller input the map the text detector gives at 1280 px; same post-processing.
 - "text": the PP-OCRv4 text detector (a DBNet, Apache-2.0, from the registry wheel
   rapidocr-onnxruntime; `models/build/fetch_text_detector.py` fetches and rebuilds it) run with
   onnxruntime, DB post-processing in OpenCV, and a filter keeping plate-shaped lines of text.
 - "morphology": dark-on-light character strokes (black-hat, horizontal gradient, closing),
   contours kept by plate shape; needs no model, much less accurate.
 
-Both return boxes around the plate's characters, adjusted to what the reader reads best; the text
-detector also finds two-line (square) plates, as two stacked lines of characters.
+All return boxes around the plate's characters, adjusted to what the reader reads best; the
+network backends also find two-line (square) plates, as two stacked lines of characters.
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ from edge.types import Box, Detection, Detector
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TEXT_MODEL = Path(__file__).resolve().parents[1] / "models" / "text_detector.onnx"
+MODELS = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_TEXT_MODEL = MODELS / "text_detector.onnx"
+DEFAULT_PLATE_MODEL = MODELS / "plate_detector.onnx"
+
+INPUT_LONG_SIDES = {"plate": (800, 1280), "text": (960, 1280)}
+"""Each network backend's default input long side: (live video, stills)."""
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -170,7 +178,8 @@ def _union(boxes: tuple[Box, ...]) -> Box:
 
 
 class TextLineDetector:
-    """PP-OCRv4 DBNet text detection, kept to plate-shaped lines of text."""
+    """Text-kernel detection (the PP-OCRv4 DBNet or the plate network distilled from it), kept
+    to plate-shaped lines of text."""
 
     def __init__(
         self,
@@ -184,8 +193,8 @@ class TextLineDetector:
     ):
         if not model.is_file():
             raise FileNotFoundError(
-                f"text detector model {model} is missing: run "
-                "'python -m models.build.fetch_text_detector' to fetch it"
+                f"detector model {model} is missing: models/README.md says how to rebuild it "
+                "(models/build/fetch_text_detector.py, models/build/train_plate_detector.py)"
             )
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -193,6 +202,7 @@ class TextLineDetector:
         self._session = ort.InferenceSession(
             str(model), options, providers=["CPUExecutionProvider"]
         )
+        self.model = model
         self._input_name = self._session.get_inputs()[0].name
         self.input_long_side = input_long_side
         self.min_score = min_score
@@ -463,13 +473,20 @@ def _suppress_overlaps(boxes: list[tuple], max_overlap: float = 0.3) -> list[tup
 
 
 def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
-    """The detector backend named in the config ("default" is the best measured one: "text");
+    """The detector backend named in the config ("default": "text", the best measured);
     with `stills`, set up for photos rather than live video (`still_input_long_side`)."""
     if config.backend == "morphology":
         return MorphologyDetector(min_score=config.min_score, max_detections=config.max_detections)
+    backend = "text" if config.backend == "default" else config.backend
+    live_side, still_side = INPUT_LONG_SIDES[backend]
+    if stills:
+        input_long_side = config.still_input_long_side or still_side
+    else:
+        input_long_side = config.input_long_side or live_side
+    default_model = DEFAULT_PLATE_MODEL if backend == "plate" else DEFAULT_TEXT_MODEL
     return TextLineDetector(
-        config.model or DEFAULT_TEXT_MODEL,
-        input_long_side=config.still_input_long_side if stills else config.input_long_side,
+        config.model or default_model,
+        input_long_side=input_long_side,
         min_score=config.min_score,
         max_detections=config.max_detections,
     )

@@ -12,7 +12,13 @@ from pydantic import ValidationError
 
 from benchmarks.synthetic.render import render_plate
 from edge.config import DetectorConfig
-from edge.detect import DEFAULT_TEXT_MODEL, MorphologyDetector, TextLineDetector, make_detector
+from edge.detect import (
+    DEFAULT_PLATE_MODEL,
+    DEFAULT_TEXT_MODEL,
+    MorphologyDetector,
+    TextLineDetector,
+    make_detector,
+)
 from edge.types import Box, Detection, Detector
 from models.build.fetch_text_detector import BUILT_SHA256
 
@@ -59,7 +65,8 @@ def plate_scene(
 
 @pytest.fixture(scope="module")
 def detectors() -> dict[str, Detector]:
-    return {name: make_detector(DetectorConfig(backend=name)) for name in ("text", "morphology")}
+    names = ("plate", "text", "morphology")
+    return {name: make_detector(DetectorConfig(backend=name)) for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +78,10 @@ def text_detector(detectors) -> Detector:
     ("char_height_px", "at", "rear"),
     [(20, (150, 500), False), (32, (700, 200), True), (60, (300, 250), True)],
 )
-def test_text_detector_finds_a_pasted_plate(text_detector, char_height_px, at, rear):
+@pytest.mark.parametrize("backend", ["plate", "text"])
+def test_network_detectors_find_a_pasted_plate(detectors, backend, char_height_px, at, rear):
     image, truth = plate_scene(char_height_px=char_height_px, at=at, rear=rear, seed=char_height_px)
-    detections = text_detector.detect(image)
+    detections = detectors[backend].detect(image)
     assert detections, "no plate found"
     assert box_iou(detections[0].box, truth) >= 0.5
     assert len(detections) <= 3, f"too many false candidates: {detections}"
@@ -85,7 +93,7 @@ def test_morphology_detector_finds_a_pasted_plate(detectors):
     assert max(box_iou(d.box, truth) for d in detections) >= 0.3
 
 
-@pytest.mark.parametrize("backend", ["text", "morphology"])
+@pytest.mark.parametrize("backend", ["plate", "text", "morphology"])
 def test_detections_are_ordered_scored_and_inside_the_image(detectors, backend):
     image, _ = plate_scene(char_height_px=28, size=(800, 450), at=(100, 200), seed=5)
     detections = detectors[backend].detect(image)
@@ -109,7 +117,7 @@ def test_grayscale_and_bgra_images_are_handled(text_detector):
         assert detections and box_iou(detections[0].box, truth) >= 0.5
 
 
-@pytest.mark.parametrize("backend", ["text", "morphology"])
+@pytest.mark.parametrize("backend", ["plate", "text", "morphology"])
 @pytest.mark.parametrize(
     "odd",
     [
@@ -137,7 +145,7 @@ def test_a_small_image_is_upscaled_enough_to_find_its_plate(text_detector):
     assert detections and box_iou(detections[0].box, truth) >= 0.4
 
 
-@pytest.mark.parametrize("backend", ["text", "morphology"])
+@pytest.mark.parametrize("backend", ["plate", "text", "morphology"])
 def test_a_part_searched_at_the_whole_image_scale_finds_the_plate_where_the_whole_does(
     detectors, backend
 ):
@@ -153,18 +161,24 @@ def test_a_part_searched_at_the_whole_image_scale_finds_the_plate_where_the_whol
 
 
 def test_make_detector_by_name():
-    assert isinstance(make_detector(DetectorConfig(backend="default")), TextLineDetector)
-    assert isinstance(make_detector(DetectorConfig(backend="text")), TextLineDetector)
+    live, stills = make_detector(DetectorConfig()), make_detector(DetectorConfig(), stills=True)
+    assert isinstance(live, TextLineDetector) and live.model == DEFAULT_TEXT_MODEL
+    assert (live.input_long_side, stills.input_long_side) == (960, 1280)
+    plate = make_detector(DetectorConfig(backend="plate"))
+    assert plate.model == DEFAULT_PLATE_MODEL and plate.input_long_side == 800
+    smaller = make_detector(DetectorConfig(backend="plate", input_long_side=640), stills=True)
+    assert smaller.model == DEFAULT_PLATE_MODEL and smaller.input_long_side == 1280
+    assert make_detector(DetectorConfig(backend="text")).model == DEFAULT_TEXT_MODEL
     assert isinstance(make_detector(DetectorConfig(backend="morphology")), MorphologyDetector)
 
 
 def test_unknown_backend_is_a_clear_config_error():
-    with pytest.raises(ValidationError, match="'default', 'text' or 'morphology'"):
+    with pytest.raises(ValidationError, match="'default', 'plate', 'text' or 'morphology'"):
         DetectorConfig(backend="yolo")
 
 
 def test_missing_model_file_names_the_fetch_script(tmp_path):
-    with pytest.raises(FileNotFoundError, match="fetch_text_detector"):
+    with pytest.raises(FileNotFoundError, match="absent.onnx.*models/README.md"):
         make_detector(DetectorConfig(model=tmp_path / "absent.onnx"))
 
 
@@ -181,13 +195,14 @@ def _shared_labels(count_per_set: int) -> list[tuple[Path, Box]]:
     return labels
 
 
-def test_recall_on_a_handful_of_shared_photos(text_detector):
+@pytest.mark.parametrize("backend", ["plate", "text"])
+def test_recall_on_a_handful_of_shared_photos(detectors, backend):
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared photos absent ({SHARED_DATA})")
     labels = _shared_labels(count_per_set=3)
     found = 0
     for image_path, truth in labels:
-        detections = text_detector.detect(cv2.imread(str(image_path)))
+        detections = detectors[backend].detect(cv2.imread(str(image_path)))
         found += any(box_iou(d.box, truth) >= 0.3 for d in detections)
     assert found >= 0.8 * len(labels), f"found {found} of {len(labels)} plates"
 
@@ -268,7 +283,7 @@ def test_packed_parts_find_each_plate_where_it_is_in_the_image(text_detector):
     assert scores == sorted(scores, reverse=True)
 
 
-@pytest.mark.parametrize("backend", ["text", "morphology"])
+@pytest.mark.parametrize("backend", ["plate", "text", "morphology"])
 def test_parts_too_small_or_outside_the_image_give_nothing(detectors, backend):
     image, _ = plate_scene(char_height_px=28, size=(640, 360), seed=4)
     for pad_to in (0, 480):

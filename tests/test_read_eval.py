@@ -95,6 +95,9 @@ def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
     assert 0 < overall["ms_per_crop_median"] < overall["ms_per_photo_median"]
     assert overall["ms_per_1280x720_frame_median"] > 0
     assert report["folders"]["generated"]["plates"] == 3
+    live = report["live_frames"]  # the same photos as 1280x720 frames, searched as live video
+    assert live["plates"] == 3 and live["detection_recall"] >= 2 / 3
+    assert live["exact_accuracy"] >= 1 / 3, f"live frames misread: {live}"
 
     table = read_eval.format_table(report)
     assert "detection recall" in table and "100.0%" in table and "generated" in table
