@@ -108,12 +108,18 @@ def run_clip(worker: CameraWorker, photo: np.ndarray, plate: Box, counts: dict) 
     return texts
 
 
-def evaluate(folders: list[Path], step: int, retry_input_side: int, split: str = "all") -> dict:
+def evaluate(
+    folders: list[Path],
+    step: int,
+    retry_input_side: int,
+    split: str = "all",
+    detector_backend: str = "default",
+) -> dict:
     config = EdgeConfig.model_validate(
         {
             "cameras": [{"id": "moving", "source": "unused.mp4"}],
             "tracking": {"motion_gate": False},
-            "detector": {"retry_input_side": retry_input_side},
+            "detector": {"backend": detector_backend, "retry_input_side": retry_input_side},
         }
     )
     detector, reader = make_detector(config.detector), make_reader(config.reader)
@@ -154,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="detector.retry_input_side (0: no search again).")  # fmt: skip
     parser.add_argument("--split", choices=["all", "heldout", "train"], default="all",
                         help="'heldout': photos the reader did not train on.")  # fmt: skip
+    parser.add_argument("--detector", choices=["default", "plate", "text", "morphology"],
+                        default="default", help="detector.backend.")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args(argv)
     folders = args.folders or sorted(SHARED_DATA.glob("openalpr-*"))
@@ -165,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"moving_photos: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     try:
-        report = evaluate(folders, max(1, args.step), args.retry_input_side, args.split)
+        report = evaluate(
+            folders, max(1, args.step), args.retry_input_side, args.split, args.detector
+        )
     except LabelError as error:
         print(f"moving_photos: {error}", file=sys.stderr)
         return 2
