@@ -57,7 +57,7 @@ class DetectorConfig(_Section):
         description="'default' = 'text': the PP-OCRv4 text detector, kept to plate-shaped "
         "lines; 'plate': a small network distilled from it, as accurate on the shared photos "
         "as 720p frames in about half the time (42 against 67-81 ms a frame with the reads), "
-        "but it missed a plate of the bundled demo footage, so it is not the default "
+        "but it never read one pass of the bundled demo footage, so it is not the default "
         "(models/README.md); 'morphology': model-free stroke filtering, a cheap and much less "
         "accurate fallback.",
     )
