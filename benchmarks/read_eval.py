@@ -193,9 +193,8 @@ def frame_ms(finder: PlateFinder, images: Sequence[np.ndarray]) -> list[float]:
     return times
 
 
-def as_frame(plate: LabelledPlate) -> tuple[LabelledPlate, np.ndarray]:
-    """The labelled photo resized to a 1280x720 frame, and its label moved with it."""
-    image = read_photo(plate.image_path)
+def as_frame(plate: LabelledPlate, image: np.ndarray) -> tuple[LabelledPlate, np.ndarray]:
+    """The labelled photo `image` resized to a 1280x720 frame, and its label moved with it."""
     sx, sy = FRAME_SIZE[0] / image.shape[1], FRAME_SIZE[1] / image.shape[0]
     x, y, w, h = plate.box
     box = (round(x * sx), round(y * sy), max(1, round(w * sx)), max(1, round(h * sy)))
@@ -280,18 +279,19 @@ def evaluate(
     accuracy can be given both at `min_confidence` and at any confidence); the 1280x720 frames
     through `frame_finder` (the daemon's live-video set-up), `finder` when None."""
     keep = split_filter(split)
+    frame_finder = frame_finder or finder
     outcomes: dict[str, list[PlateOutcome]] = {}
+    live = []
     for folder in folders:
         outcomes[folder.name] = []
         for plate in (p for p in load_labels(folder) if keep(folder, p)):
-            outcomes[folder.name].append(
-                evaluate_plate(finder, plate, read_photo(plate.image_path))
-            )
+            image = read_photo(plate.image_path)
+            outcomes[folder.name].append(evaluate_plate(finder, plate, image))
+            live.append(evaluate_plate(frame_finder, *as_frame(plate, image)))
     everything = [o for folder_outcomes in outcomes.values() for o in folder_outcomes]
-    plates = [p for folder in folders for p in load_labels(folder) if keep(folder, p)]
-    sample = plates[:: max(1, len(plates) // frame_sample)][:frame_sample] if frame_sample else []
-    frame_times = frame_ms(frame_finder or finder, [read_photo(p.image_path) for p in sample])
-    live = [evaluate_plate(frame_finder or finder, *as_frame(p)) for p in plates]
+    paths = [p.image_path for folder in folders for p in load_labels(folder) if keep(folder, p)]
+    sample = paths[:: max(1, len(paths) // frame_sample)][:frame_sample] if frame_sample else []
+    frame_times = frame_ms(frame_finder, [read_photo(path) for path in sample])
     return {
         "split": split,
         "min_confidence": min_confidence,

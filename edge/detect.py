@@ -35,8 +35,6 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_TEXT_MODEL = MODELS / "text_detector.onnx"
 DEFAULT_PLATE_MODEL = MODELS / "plate_detector.onnx"
 
-INPUT_LONG_SIDES = {"plate": (800, 1280), "text": (960, 1280)}
-"""Each network backend's default input long side: (live video, stills)."""
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -84,6 +82,21 @@ PLATE_NETWORK_SHAPE = PlateShape(min_text_height_px=11)
 footage a far plate's illegible crops used up its pass's read attempts and a garbage read
 ("22RER") was emitted for it, losing its alert; keeping lines from 11 px (boxes from about
 10 px, after the 6% tightening), every pass of the demo is read (measured, not a test)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _NetworkBackend:
+    model: Path
+    live_input_long_side: int
+    still_input_long_side: int
+    shape: PlateShape
+
+
+_NETWORK_BACKENDS = {
+    "plate": _NetworkBackend(DEFAULT_PLATE_MODEL, 800, 1280, PLATE_NETWORK_SHAPE),
+    "text": _NetworkBackend(DEFAULT_TEXT_MODEL, 960, 1280, PlateShape()),
+}
+"""Each network backend's model, default input long sides and plate shape."""
 
 
 def as_bgr(image: object) -> np.ndarray | None:
@@ -484,17 +497,15 @@ def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
     with `stills`, set up for photos rather than live video (`still_input_long_side`)."""
     if config.backend == "morphology":
         return MorphologyDetector(min_score=config.min_score, max_detections=config.max_detections)
-    backend = "text" if config.backend == "default" else config.backend
-    live_side, still_side = INPUT_LONG_SIDES[backend]
+    backend = _NETWORK_BACKENDS["text" if config.backend == "default" else config.backend]
     if stills:
-        input_long_side = config.still_input_long_side or still_side
+        input_long_side = config.still_input_long_side or backend.still_input_long_side
     else:
-        input_long_side = config.input_long_side or live_side
-    default_model = DEFAULT_PLATE_MODEL if backend == "plate" else DEFAULT_TEXT_MODEL
+        input_long_side = config.input_long_side or backend.live_input_long_side
     return TextLineDetector(
-        config.model or default_model,
+        config.model or backend.model,
         input_long_side=input_long_side,
         min_score=config.min_score,
         max_detections=config.max_detections,
-        shape=PLATE_NETWORK_SHAPE if backend == "plate" else PlateShape(),
+        shape=backend.shape,
     )

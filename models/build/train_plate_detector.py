@@ -11,10 +11,9 @@ input's size). Training images, none of them held out from the reader (`reader_d
 - frames of rendered footage (`benchmarks/synthetic`), when given with `--footage`.
 
 The teacher's maps are computed once and cached in `build/plate_detector_data.npz`. Crops are
-trained at random scales (0.3-0.8 of the 1280 px frame) with camera effects on the image only.
-
-    PYTHONPATH=. nice .venv-train/bin/python models/build/train_plate_detector.py --minutes 50 \
-        --footage runs/footage-suite/day-1.mp4 runs/footage-suite/night-1.mp4
+trained at random scales (0.3-0.8 of the 1280 px frame) with camera effects on the image only,
+normalised as the detector normalises its input. The command that built the committed model is
+in models/README.md.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from edge.detect import DEFAULT_TEXT_MODEL, _mean_canvas, _padded_side, _place
+from edge.detect import _IMAGENET_MEAN, DEFAULT_TEXT_MODEL, _mean_canvas, _padded_side, _place
 from models.build.reader_data import (
     camera_effects,
     load_real_plates,
@@ -47,8 +46,7 @@ OUTPUT = ROOT / "models" / "plate_detector.onnx"
 
 TEACHER_LONG_SIDE = 1280
 CROP = 256
-MEAN_BGR = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD_BGR = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MEAN_COLOUR = (_IMAGENET_MEAN * 255).astype(np.uint8)
 
 
 def teacher_map(session: ort.InferenceSession, image: np.ndarray) -> np.ndarray:
@@ -163,15 +161,16 @@ def sample(
     left = int(np.clip(cx - CROP // 2, 0, max(0, width - CROP)))
     top = int(np.clip(cy - CROP // 2, 0, max(0, height - CROP)))
     image_crop = np.empty((CROP, CROP, 3), np.uint8)
-    image_crop[:] = (MEAN_BGR * 255).astype(np.uint8)
+    image_crop[:] = MEAN_COLOUR
     target_crop = np.zeros((CROP, CROP), np.uint8)
     cut = image[top : top + CROP, left : left + CROP]
     image_crop[: cut.shape[0], : cut.shape[1]] = cut
     target_crop[: cut.shape[0], : cut.shape[1]] = target[top : top + CROP, left : left + CROP]
     if rng.random() < 0.8:
         image_crop = camera_effects(image_crop, rng, strength * 0.6)
-    normalised = (image_crop.astype(np.float32) / 255 - MEAN_BGR) / STD_BGR
-    return normalised.transpose(2, 0, 1), target_crop.astype(np.float32) / 255
+    normalised = _mean_canvas(CROP, CROP)
+    _place(normalised, image_crop, 1.0, 0, 0)
+    return normalised[0], target_crop.astype(np.float32) / 255
 
 
 def separable(inputs: int, outputs: int, stride: int = 1) -> nn.Sequential:
@@ -273,6 +272,11 @@ def train(args: argparse.Namespace) -> None:
     model = PlateDetectorNet()
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
+
+    def save_checkpoint() -> None:
+        state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
+        torch.save(state, CHECKPOINT)
+
     if args.resume and CHECKPOINT.is_file():
         state = torch.load(CHECKPOINT, weights_only=False)
         model.load_state_dict(state["model"])
@@ -304,19 +308,9 @@ def train(args: argparse.Namespace) -> None:
             if step % 50 == 0:
                 logger.info("step %d  loss %.4f  %.0f s", step, running, elapsed)
             if time.monotonic() - last_save > 180:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "optimiser": optimiser.state_dict(),
-                        "step": step,
-                    },
-                    CHECKPOINT,
-                )
+                save_checkpoint()
                 last_save = time.monotonic()
-        torch.save(
-            {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step},
-            CHECKPOINT,
-        )
+        save_checkpoint()
     export(model, args.output)
 
 
