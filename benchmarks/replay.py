@@ -274,6 +274,7 @@ def _replay_clip(
                 confidence=vehicle.read.confidence,
                 first_frame=log.index_at(vehicle.first_seen),
                 last_frame=log.index_at(vehicle.last_seen),
+                best_frame=log.index_at(vehicle.captured_at),
                 plate_height_px=vehicle.box[3],
                 latency_s=time.time() - vehicle.captured_at,
             )

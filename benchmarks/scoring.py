@@ -5,9 +5,12 @@ The daemon's reads and alerts are first reduced to plain records (`ObservedRead`
 tested on constructed inputs. Definitions (also in benchmarks/README.md):
 
 - A read is matched to a ground-truth pass of the same clip whose frame window (widened by
-  `WINDOW_SLACK_FRAMES`) overlaps the read's frames: among the passes overlapping it at least
-  half as much as the best, the one whose VRM is the fewest edits from the read, then the one
-  overlapping most. A read overlapping no pass is a ghost read.
+  `WINDOW_SLACK_FRAMES`) overlaps the read's frames. The candidates are the passes in view in
+  the frame of the read's best crop (a track can begin long before its pass, on a far plate,
+  and end early when its read is emitted, so its span can overlap another vehicle's pass most),
+  or, when none is, the passes overlapping it at least half as much as the best. Among them,
+  the one whose VRM is the fewest edits from the read, then the one overlapping most. A read
+  overlapping no pass is a ghost read.
 - A pass is captured when at least one read is matched to it; its read is the most confident
   of those, and it is read exactly when that text equals the VRM.
 - Every hit of every alert is a claim that the vehicle is the hit entry's VRM: it is correct
@@ -45,6 +48,8 @@ class ObservedRead:
     confidence: float
     first_frame: int
     last_frame: int
+    best_frame: int
+    """The frame of the read's best crop (its evidence image)."""
     plate_height_px: int
     """Height of the plate box in the read's best frame."""
     latency_s: float
@@ -217,6 +222,14 @@ def _overlap(read: ObservedRead, vehicle: VehiclePass) -> int:
     return end - start + 1
 
 
+def _in_window(frame: int, vehicle: VehiclePass) -> bool:
+    return (
+        vehicle.first_frame - WINDOW_SLACK_FRAMES
+        <= frame
+        <= vehicle.last_frame + WINDOW_SLACK_FRAMES
+    )
+
+
 def match_reads(
     passes: Sequence[VehiclePass], reads: Sequence[ObservedRead]
 ) -> tuple[dict[int, list[ObservedRead]], list[ObservedRead]]:
@@ -229,10 +242,10 @@ def match_reads(
         if best <= 0:
             ghosts.append(read)
             continue
+        in_view = {i for i, vehicle in enumerate(passes) if _in_window(read.best_frame, vehicle)}
+        considered = in_view or {i for i, overlap in overlaps.items() if overlap >= best / 2}
         candidates = [
-            (edit_distance(read.text, passes[index].vrm), -overlap, index)
-            for index, overlap in overlaps.items()
-            if overlap >= best / 2
+            (edit_distance(read.text, passes[i].vrm), -overlaps[i], i) for i in considered
         ]
         matched[min(candidates)[2]].append(read)
     return matched, ghosts

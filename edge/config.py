@@ -130,8 +130,10 @@ class TrackingConfig(_Section):
         default=5,
         ge=1,
         le=50,
-        description="Legible reads of a track's best crops that are fused (illegible reads of "
-        "a plate still too far away do not count, up to 4 attempts per read).",
+        description="Legible reads of a track's best crops that are fused: once this many are "
+        "in, a clearly better crop's read replaces the poorest crop's while they disagree "
+        "(illegible reads of a plate still too far away do not count; up to 4 attempts per "
+        "read).",
     )
     motion_gate: bool = Field(
         default=True,

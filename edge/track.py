@@ -5,9 +5,12 @@ track's predicted box (where its recent sightings say it is now), or, for fast m
 boxes no longer overlap, by centre distance measured in plate heights, allowing more the longer
 the track has gone unseen. OCR runs on only a few crops of each track: the first sighting, then
 crops clearly larger or sharper than any legible read so far, and, while the reads do not yet
-agree, every other frame, until `reads_per_track` legible reads are in. Reads that come back
-illegible (a plate still too far to read) do not use up that budget, only a larger budget of
-attempts. A box that reaches the edge of the searched picture (the frame, or the region of
+agree, every other frame, until `reads_per_track` legible reads are in. Then, while they still
+disagree, a crop clearly better than the poorest crop read is read too, and its read replaces
+that one: an approaching plate first read while barely legible is read again as it comes near,
+and the far reads' guesses ("LP35BKJ", "LP31VRK" for LP01YRK) no longer outvote it. Reads that
+come back illegible (a plate still too far to read) do not use up the budget, only a larger
+budget of attempts. A box that reaches the edge of the searched picture (the frame, or the region of
 interest's bounding rectangle) is tracked but not read: the plate may go on beyond the edge, and
 a read of part of it ("LJE0L") can fit a UK format and match another vehicle's hotlist entry.
 The reads are fused by per-character voting.
@@ -15,7 +18,8 @@ The reads are fused by per-character voting.
 When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees
 (a read of part of the plate, or of the plate with look-alikes swapped, does not), or two of
 them do, each at least 95 % sure and fitting a UK format, or its read
-budget is spent (no later read could change the text), while the vehicle is often still in view:
+budget is spent and no better crop is coming (the plate is not coming nearer and no crop was
+worth reading for a few sightings), while the vehicle is often still in view:
 this is what keeps capture-to-alert latency low. Otherwise (and always with `early_emit_reads:
 0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
 emitted within `repeat_window_s` is suppressed: that is the same vehicle, its track broken by
@@ -208,6 +212,8 @@ class PlateTracker:
         quality = _crop_quality(frame.image, detection)
         track.best_quality_read = max(track.best_quality_read, quality)
         track.readings.append(_Reading(read, frame, detection, quality))
+        if len(track.readings) > self.config.reads_per_track:
+            track.readings.remove(min(track.readings, key=lambda reading: reading.quality))
 
     def finished(self, now: float) -> list[VehicleRead]:
         """Reads of passes that ended (unseen for `max_gap_s` before `now`, a scene time) or are
@@ -297,9 +303,6 @@ class PlateTracker:
         too small to read is still read once it comes near."""
         if track.fused_text is not None:
             return False
-        pending = track.reads_requested - track.reads_answered
-        if len(track.readings) + pending >= self.config.reads_per_track:
-            return False
         if track.reads_requested >= _ATTEMPTS_PER_READ * self.config.reads_per_track:
             return False
         if track.reads_requested == 0:
@@ -309,6 +312,10 @@ class PlateTracker:
             return spaced
         if quality > _CLEARLY_BETTER * track.best_quality_read:
             return True
+        pending = track.reads_requested - track.reads_answered
+        if len(track.readings) + pending >= self.config.reads_per_track:
+            poorest = min(reading.quality for reading in track.readings)
+            return quality > _CLEARLY_BETTER * poorest and spaced and not self._agreed(track)
         good_enough = quality >= _GOOD_ENOUGH * track.best_quality_read
         return spaced and good_enough and not self._agreed(track)
 
@@ -344,12 +351,18 @@ class PlateTracker:
         return None, 0
 
     def _settled(self, track: _Track) -> bool:
-        """Early emit: the reads agree, or the read budget is spent and every read is in, or no
-        later crop is worth reading (see _STALE_SIGHTINGS)."""
+        """Early emit: the reads agree, or the read budget is spent and no better crop is
+        coming, or every attempt is spent, or no later crop is worth reading (see
+        _STALE_SIGHTINGS)."""
         if track.fused_text is not None or not track.readings or not self.config.early_emit_reads:
             return False
         budget = self.config.reads_per_track
-        spent = len(track.readings) >= budget or track.reads_answered >= _ATTEMPTS_PER_READ * budget
+        better_crops_coming = (
+            track.sightings_since_request < _STALE_SIGHTINGS or self._direction(track) == "towards"
+        )
+        spent = (len(track.readings) >= budget and not better_crops_coming) or (
+            track.reads_answered >= _ATTEMPTS_PER_READ * budget
+        )
         return spent or self._agreed(track) or self._stale(track)
 
     def _stale(self, track: _Track) -> bool:

@@ -67,10 +67,13 @@ TRUTH = ClipTruth(
 )
 
 
-def read(track: int, text: str, first: int, last: int, confidence: float = 0.9) -> ObservedRead:
+def read(
+    track: int, text: str, first: int, last: int, confidence: float = 0.9, best: int | None = None
+) -> ObservedRead:
     return ObservedRead(
         clip="clip", track_id=track, text=text, confidence=confidence, first_frame=first,
-        last_frame=last, plate_height_px=30, latency_s=0.05 + 0.01 * track,
+        last_frame=last, best_frame=(first + last) // 2 if best is None else best,
+        plate_height_px=30, latency_s=0.05 + 0.01 * track,
     )  # fmt: skip
 
 
@@ -131,6 +134,19 @@ def test_reads_of_vehicles_in_view_together_go_to_the_pass_with_the_nearest_text
     score = score_run({"clip": together}, reads, [], hotlisted)
     assert [p.read_text for p in score.passes] == ["AB12CDF", "XY51ZZ2"]
     assert score.figures()["duplicate_reads"] == 0
+
+
+def test_a_read_goes_to_the_pass_in_view_at_its_best_crop_not_to_the_pass_its_track_overlaps_most():
+    """A far plate tracked long before its pass began, its read emitted early: the track's span
+    overlaps the pass of the vehicle in view before it most."""
+    passes = [vehicle_pass("AN01YEM", 185, 226, 50), vehicle_pass("RL01AAX", 220, 276, 34)]
+    early = TRUTH.model_copy(update={"passes": passes})
+    reads = [read(1, "AN01YEM", 185, 186), read(2, "RL01AAX", 165, 231, best=229)]
+    score = score_run({"clip": early}, reads, [], hotlisted)
+    assert [p.read_text for p in score.passes] == ["AN01YEM", "RL01AAX"]
+    misread = [read(1, "AN01YEM", 185, 186), read(2, "AN01YEN", 165, 231, best=260)]
+    score = score_run({"clip": early}, misread, [], hotlisted)
+    assert [p.read_text for p in score.passes] == ["AN01YEM", "AN01YEN"]
 
 
 def test_hit_recall_and_precision_split_by_kind_and_false_alerts_by_marker():
