@@ -15,11 +15,12 @@ interest's bounding rectangle) is tracked but not read: the plate may go on beyo
 a read of part of it ("LJE0L") can fit a UK format and match another vehicle's hotlist entry.
 The reads are fused by per-character voting.
 
-When a track's reads are emitted: as soon as `early_emit_reads` reads agree and none disagrees
-(a read of part of the plate, or of the plate with look-alikes swapped, does not), or two of
-them do, each at least 95 % sure and fitting a UK format, or its read
-budget is spent and no better crop is coming (the plate is not coming nearer and no crop was
-worth reading for a few sightings), while the vehicle is often still in view:
+When a track's reads are emitted: as soon as `early_emit_reads` reads agree and outnumber those
+that disagree three to one (a read of part of the plate, or of the plate with look-alikes
+swapped, does not disagree), or two agree, each at least 95 % sure and fitting a UK format, and
+none disagrees, or its read budget is spent and no better crop is coming (the plate is not
+coming nearer, judged from its size over its latest sightings, and no crop was worth reading
+for a few sightings), while the vehicle is often still in view:
 this is what keeps capture-to-alert latency low. Otherwise (and always with `early_emit_reads:
 0`) when the track has been unseen for `max_gap_s`. A track whose fused text equals one this camera
 emitted within `repeat_window_s` is suppressed: that is the same vehicle, its track broken by
@@ -76,6 +77,8 @@ reads agree (one short of `early_emit_reads`) on a UK plate, is emitted then: no
 coming (a receding plate's crops only shrink), and waiting `max_gap_s` for it to end would only
 delay the same read by a second. Part-reads, which fit no UK format, still wait, so the whole
 plate, read alongside, is emitted first and they are suppressed."""
+_OUTVOTING = 3
+"""Agreeing reads settle a track when they outnumber the reads against them this many to one."""
 _CONFIDENT = 0.95
 _CONFIDENT_READS = 2
 """This many agreeing reads settle a track when each is at least `_CONFIDENT` sure and fits a
@@ -86,7 +89,12 @@ on 2026-12-04: p99 256/214/163 -> 182/140/159 ms on the 20 s clip, 930/426 -> 20
 _ATTEMPTS_PER_READ = 4
 """Reads a track may request, illegible ones included, per read of its budget."""
 _RECENT_SIGHTINGS = 3
-_DIRECTION_MIN_SIGHTINGS = 3
+_PATH_SIGHTINGS = 100
+"""Sightings (the latest) over which a track's direction is judged: about 4 s at 25 fps."""
+_DIRECTION_MIN_SIGHTINGS = 5
+"""Sightings of the whole plate needed to judge its direction: over fewer, one box found in part
+sways the trend (a receding plate's 3 boxes, 50/46/45 px tall after one of 27 px, read as
+approaching)."""
 _DIRECTION_MIN_SHIFT_HEIGHTS = 0.5
 _DIRECTION_MIN_GROWTH = 1.15
 _MAX_ALTERNATIVES = 5
@@ -109,7 +117,9 @@ class _Track:
     """Scene times (`Frame.scene_time`) of the first and the latest sighting."""
     first_captured_at: float
     last_captured_at: float
-    first_boxes: list[Box] = field(default_factory=list)
+    path: collections.deque[tuple[int, Box]] = field(
+        default_factory=lambda: collections.deque(maxlen=_PATH_SIGHTINGS)
+    )
     recent: collections.deque[tuple[int, Box]] = field(
         default_factory=lambda: collections.deque(maxlen=_RECENT_SIGHTINGS)
     )
@@ -127,13 +137,13 @@ class _Track:
     fused_text: str | None = None
     """Set once the track's read is emitted (or suppressed as a repeat)."""
 
-    def sighted(self, frame: Frame, box: Box) -> None:
+    def sighted(self, frame: Frame, box: Box, cut: bool) -> None:
         self.last_seen = frame.scene_time
         self.last_captured_at = frame.captured_at
         self.frames_seen += 1
         self.sightings_since_request += 1
-        if len(self.first_boxes) < _RECENT_SIGHTINGS:
-            self.first_boxes.append(box)
+        if not cut:  # a plate half out of the picture grows as it comes in, whichever way it goes
+            self.path.append((frame.index, box))
         self.recent.append((frame.index, box))
 
     def predicted_box(self, at: int) -> Box:
@@ -165,11 +175,11 @@ class PlateTracker:
         """Link this frame's detections to tracks; the (track id, detection) pairs to read now."""
         to_read = []
         for track, detection in self._associate(frame, detections):
-            track.sighted(frame, detection.box)
+            cut = self.roi.cuts(detection.box, frame.image.shape)
+            track.sighted(frame, detection.box, cut)
             if track.fused_text is not None:  # still in view after its read was emitted
                 self._recent_texts[track.fused_text] = frame.scene_time
             quality = _crop_quality(frame.image, detection)
-            cut = self.roi.cuts(detection.box, frame.image.shape)
             if not cut and self._worth_reading(track, frame.index, quality):
                 track.reads_requested += 1
                 track.last_request_index = frame.index
@@ -320,35 +330,38 @@ class PlateTracker:
         return spaced and good_enough and not self._agreed(track)
 
     def _agreed(self, track: _Track) -> bool:
-        """Enough reads for an early emit, and none against them."""
+        """Enough reads for an early emit: `early_emit_reads` giving one text and outnumbering
+        those against it `_OUTVOTING` to one (a single read of a far crop, "OP01FMH" beside four
+        "OP01FNH", no longer holds the pass back until it ends), or two confident ones and none
+        against them."""
         needed = self.config.early_emit_reads
         if needed == 0:
             return False
-        text, agreeing = self._agreement(track)
-        if agreeing >= needed:
+        text, agreeing, against = self._agreement(track)
+        if agreeing >= needed and agreeing >= _OUTVOTING * against:
             return True
         confident = [
             r.read
             for r in track.readings
             if r.read.text == text and r.read.plate_format and r.read.confidence >= _CONFIDENT
         ]
-        return len(confident) >= min(needed, _CONFIDENT_READS)
+        return not against and len(confident) >= min(needed, _CONFIDENT_READS)
 
-    def _agreement(self, track: _Track) -> tuple[str | None, int]:
-        """The track's most common read and how many reads give it, or (None, 0) when a read
-        disagrees with it. Reads of part of it (the plate entering the picture, read "KPV" before
-        "PO00KPV") and reads of it with look-alikes swapped (read "PO0OKPV" where the reader was
-        unsure) say nothing against it."""
+    def _agreement(self, track: _Track) -> tuple[str | None, int, int]:
+        """The track's most common read, how many reads give it, and how many disagree with it.
+        Reads of part of it (the plate entering the picture, read "KPV" before "PO00KPV") and
+        reads of it with look-alikes swapped (read "PO0OKPV" where the reader was unsure) do not
+        disagree."""
         counts = collections.Counter(reading.read.text for reading in track.readings)
         if not counts:
-            return None, 0
+            return None, 0, 0
         text, agreeing = counts.most_common(1)[0]
-        if all(
-            other == text or _is_part_of(other, text) or _looks_alike(other, text)
-            for other in counts
-        ):
-            return text, agreeing
-        return None, 0
+        against = sum(
+            count
+            for other, count in counts.items()
+            if not (other == text or _is_part_of(other, text) or _looks_alike(other, text))
+        )
+        return text, agreeing, against
 
     def _settled(self, track: _Track) -> bool:
         """Early emit: the reads agree, or the read budget is spent and no better crop is
@@ -357,18 +370,21 @@ class PlateTracker:
         if track.fused_text is not None or not track.readings or not self.config.early_emit_reads:
             return False
         budget = self.config.reads_per_track
-        better_crops_coming = (
-            track.sightings_since_request < _STALE_SIGHTINGS or self._direction(track) == "towards"
+        if track.reads_answered >= _ATTEMPTS_PER_READ * budget:
+            return True
+        if self._agreed(track) or self._stale(track):
+            return True
+        return (
+            len(track.readings) >= budget
+            and track.sightings_since_request >= _STALE_SIGHTINGS
+            and self._direction(track) != "towards"  # its nearer crops are still to come
         )
-        spent = (len(track.readings) >= budget and not better_crops_coming) or (
-            track.reads_answered >= _ATTEMPTS_PER_READ * budget
-        )
-        return spent or self._agreed(track) or self._stale(track)
 
     def _stale(self, track: _Track) -> bool:
-        text, agreeing = self._agreement(track)
+        text, agreeing, against = self._agreement(track)
         return (
-            track.sightings_since_request >= _STALE_SIGHTINGS
+            not against
+            and track.sightings_since_request >= _STALE_SIGHTINGS
             and track.reads_answered == track.reads_requested
             and agreeing >= max(1, self.config.early_emit_reads - 1)
             and any(r.read.text == text and r.read.plate_format for r in track.readings)
@@ -453,20 +469,25 @@ class PlateTracker:
 
     def _direction(self, track: _Track) -> str | None:
         """'towards' or 'away' from the plate's motion along the calibrated lane direction, or
-        (uncalibrated) from the plate growing or shrinking; None when it moved too little."""
-        if track.frames_seen < _DIRECTION_MIN_SIGHTINGS:
+        (uncalibrated) from the plate growing or shrinking; None when it moved too little. The
+        trend is a Theil-Sen fit over the track's latest sightings: the median of the slopes
+        between every two, which a third of boxes found too small or too large (a plate found in
+        part, or with its surround) does not sway."""
+        if len(track.path) < _DIRECTION_MIN_SIGHTINGS:
             return None
-        first = _mean_box(track.first_boxes)
-        last = _mean_box([box for _, box in track.recent])
+        frames = np.array([index for index, _ in track.path], np.float64)
+        boxes = np.array([box for _, box in track.path], np.float64)
+        span = frames[-1] - frames[0]
+        if span <= 0:
+            return None
         towards = self.calibration.towards
         if towards is not None:
-            (x0, y0), (x1, y1) = _centre(first), _centre(last)
-            along = (x1 - x0) * towards[0] + (y1 - y0) * towards[1]
-            plate_height = (first[3] + last[3]) / 2
-            if abs(along) < _DIRECTION_MIN_SHIFT_HEIGHTS * plate_height:
+            along = (boxes[:, :2] + boxes[:, 2:] / 2) @ np.asarray(towards, np.float64)
+            shift = _median_slope(frames, along) * span
+            if abs(shift) < _DIRECTION_MIN_SHIFT_HEIGHTS * float(np.median(boxes[:, 3])):
                 return None
-            return "towards" if along > 0 else "away"
-        growth = last[3] / max(first[3], 1e-6)
+            return "towards" if shift > 0 else "away"
+        growth = float(np.exp(_median_slope(frames, np.log(np.maximum(boxes[:, 3], 1.0))) * span))
         if growth >= _DIRECTION_MIN_GROWTH:
             return "towards"
         if growth <= 1 / _DIRECTION_MIN_GROWTH:
@@ -589,8 +610,10 @@ def _centre(box: Box) -> tuple[float, float]:
     return (x + w / 2, y + h / 2)
 
 
-def _mean_box(boxes: Sequence[Box]) -> tuple[float, float, float, float]:
-    return tuple(float(v) for v in np.mean(np.array(boxes, np.float64), axis=0))
+def _median_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """The Theil-Sen slope of y against x (x strictly increasing)."""
+    first, second = np.triu_indices(len(x), 1)
+    return float(np.median((y[second] - y[first]) / (x[second] - x[first])))
 
 
 def _intersection(a: Box, b: Box) -> float:

@@ -312,6 +312,27 @@ def test_calibrated_lane_direction_decides_towards_or_away():
     assert emitted[0][1].direction == "away"
 
 
+@pytest.mark.parametrize("approaching", [True, False])
+def test_direction_follows_the_plate_through_boxes_found_in_part_or_with_their_surround(
+    approaching,
+):
+    """A third of the boxes, the last ones among them, are a plate found in part (half its
+    height) or with its surround (half again as tall): the trend still says which way it goes."""
+    tracker = PlateTracker("cam1", TrackingConfig(early_emit_reads=0), default_calibration("cam1"))
+    reader = Reader({2: "AB12CDE"}, 0.0)
+    frames = []
+    for step in range(30):
+        x, y, w, h = approaching_box(step if approaching else 29 - step)
+        if step % 3 == 2 or step >= 27:
+            scale = 0.5 if approaching else 1.5
+            box = (x, round(y + h * (1 - scale) / 2), w, round(h * scale))
+        else:
+            box = (x, y, w, h)
+        frames.append((frame_with(step, [box]), [Detection(box, 0.9)]))
+    emitted = run(tracker, frames, reader)
+    assert [v.direction for _, v in emitted] == ["towards" if approaching else "away"]
+
+
 def test_track_without_legible_reads_emits_nothing():
     tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
     for frame, detections in pass_of_one_vehicle():
