@@ -307,8 +307,9 @@ class PlateTracker:
 
     def _worth_reading(self, track: _Track, frame_index: int, quality: float) -> bool:
         """Its first sighting; then a crop clearly better than any legible read so far, or,
-        while the reads do not yet agree, one nearly as good and spaced from the last request.
-        Until a read is legible (the plate still far, blurred, or no plate at all), every
+        while the reads do not yet agree, one nearly as good and spaced from the last request
+        (once the read budget is in, one clearly better than the poorest crop read, whose read
+        it replaces). Until a read is legible (the plate still far, blurred, or no plate at all), every
         other frame: illegible reads spend attempts, not the read budget, so a plate first seen
         too small to read is still read once it comes near."""
         if track.fused_text is not None:

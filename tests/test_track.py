@@ -629,6 +629,21 @@ def test_reads_of_a_far_plate_are_replaced_by_reads_of_its_nearer_crops():
     assert near_reads >= 2
 
 
+def test_one_disagreeing_read_does_not_hold_back_three_that_agree():
+    """A far crop read "AB12CDF", then three reads "AB12CDE", none sure enough to settle the
+    track in two: three to one settles it while the plate is still in view."""
+    tracker = PlateTracker("cam1", TrackingConfig(early_emit_reads=3), default_calibration("cam1"))
+    texts = iter(["AB12CDF", "AB12CDE", "AB12CDE", "AB12CDE", "AB12CDE", "AB12CDE"])
+    emitted, reads = [], []
+    for frame, detections in pass_of_one_vehicle():
+        for track_id, detection in tracker.update(frame, detections):
+            reads.append(frame.index)
+            tracker.add_read(track_id, frame, detection, plate_read(next(texts)))
+        emitted += [(frame.index, v.read.text) for v in tracker.finished(frame.scene_time)]
+    assert len(reads) == 4
+    assert emitted == [(reads[-1], "AB12CDE")]
+
+
 def test_a_track_that_never_reads_stops_asking_after_its_attempts():
     config = TrackingConfig(reads_per_track=2)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
