@@ -644,6 +644,29 @@ def test_one_disagreeing_read_does_not_hold_back_three_that_agree():
     assert emitted == [(reads[-1], "AB12CDE")]
 
 
+def test_a_plate_read_once_whose_later_crops_are_blurred_is_read_again_and_emitted_in_view():
+    """At night an approaching plate's first crop can be its sharpest: its nearer ones are
+    blurred by its motion, none as good. It is read again all the same, and emitted once the
+    reads agree, not when its track ends."""
+    tracker = PlateTracker("cam1", TrackingConfig(early_emit_reads=3), default_calibration("cam1"))
+    read = PlateRead("AB12CDE", 0.9, (0.9,) * 7, plate_format="current")
+    emitted, reads = [], []
+    for step in range(30):
+        box = approaching_box(step)
+        frame = frame_with(step, [box])
+        if step > 0:
+            blurred = cv2.blur(frame.image, (1, 9))  # vertical motion blur
+            frame = Frame(
+                frame.camera_id, frame.index, frame.captured_at, frame.scene_time, blurred
+            )
+        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)]):
+            reads.append(step)
+            tracker.add_read(track_id, frame, detection, read)
+        emitted += [(step, v.read.text) for v in tracker.finished(frame.scene_time)]
+    assert reads == [0, 4]  # the second four sightings after the first
+    assert emitted == [(8, "AB12CDE")]  # four more, no crop worth reading: settled
+
+
 def test_a_track_that_never_reads_stops_asking_after_its_attempts():
     config = TrackingConfig(reads_per_track=2)
     tracker = PlateTracker("cam1", config, default_calibration("cam1"))
