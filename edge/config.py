@@ -54,12 +54,13 @@ class CameraConfig(_Section):
 class DetectorConfig(_Section):
     backend: Literal["default", "plate", "text", "morphology"] = Field(
         default="default",
-        description="'default' = 'text': the PP-OCRv4 text detector, kept to plate-shaped "
-        "lines; 'plate': a small network distilled from it, as accurate on the shared photos "
-        "as 720p frames in about half the time (27-43 against 67-81 ms a frame with the reads), "
-        "but on the rendered clips it reads 52 of 53 passes exactly (text: 53), and its boxes "
-        "of far plates jitter, which delays some alerts (capture-to-alert p99 848 against 255 "
-        "ms on the replay suite), so it is not the default (models/README.md); "
+        description="'default': the best measured for each use, 'plate' for live video and "
+        "'text' for stills (anpr-edge read). 'plate': a small network distilled from the "
+        "PP-OCRv4 text detector, as accurate on the shared photos as 720p frames in about half "
+        "the time (27-43 against 67-81 ms a frame with the reads) and on the rendered clips (53 "
+        "of 53 passes each); 'text': the PP-OCRv4 text detector kept to plate-shaped lines, "
+        "two points better on stills at 1280 px (87.1% against 85.2% held out; "
+        "models/README.md); "
         "'morphology': model-free stroke filtering, a cheap and much less accurate fallback.",
     )
     min_score: float = Field(

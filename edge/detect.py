@@ -493,11 +493,15 @@ def _suppress_overlaps(boxes: list[tuple], max_overlap: float = 0.3) -> list[tup
 
 
 def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
-    """The detector backend named in the config ("default": "text", the best measured);
-    with `stills`, set up for photos rather than live video (`still_input_long_side`)."""
+    """The detector backend named in the config ("default": the best measured, "plate" for live
+    video and "text" for stills); with `stills`, set up for photos rather than live video
+    (`still_input_long_side`)."""
     if config.backend == "morphology":
         return MorphologyDetector(min_score=config.min_score, max_detections=config.max_detections)
-    backend = _NETWORK_BACKENDS["text" if config.backend == "default" else config.backend]
+    name = config.backend
+    if name == "default":
+        name = "text" if stills else "plate"
+    backend = _NETWORK_BACKENDS[name]
     if stills:
         input_long_side = config.still_input_long_side or backend.still_input_long_side
     else:

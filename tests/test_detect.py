@@ -162,13 +162,13 @@ def test_a_part_searched_at_the_whole_image_scale_finds_the_plate_where_the_whol
 
 def test_make_detector_by_name():
     live, stills = make_detector(DetectorConfig()), make_detector(DetectorConfig(), stills=True)
-    assert isinstance(live, TextLineDetector) and live.model == DEFAULT_TEXT_MODEL
-    assert (live.input_long_side, stills.input_long_side) == (960, 1280)
-    plate = make_detector(DetectorConfig(backend="plate"))
-    assert plate.model == DEFAULT_PLATE_MODEL and plate.input_long_side == 800
+    assert isinstance(live, TextLineDetector) and live.model == DEFAULT_PLATE_MODEL
+    assert stills.model == DEFAULT_TEXT_MODEL
+    assert (live.input_long_side, stills.input_long_side) == (800, 1280)
+    text = make_detector(DetectorConfig(backend="text"))
+    assert text.model == DEFAULT_TEXT_MODEL and text.input_long_side == 960
     smaller = make_detector(DetectorConfig(backend="plate", input_long_side=640), stills=True)
     assert smaller.model == DEFAULT_PLATE_MODEL and smaller.input_long_side == 1280
-    assert make_detector(DetectorConfig(backend="text")).model == DEFAULT_TEXT_MODEL
     assert isinstance(make_detector(DetectorConfig(backend="morphology")), MorphologyDetector)
 
 

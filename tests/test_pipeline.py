@@ -206,7 +206,7 @@ def test_a_tracked_plate_missed_in_its_window_is_searched_again_padded(tmp_path,
         {
             "cameras": [{"id": "cam1", "source": str(tmp_path / "unused.mp4")}],
             "tracking": {"motion_gate": False, "full_search_every": 3},
-            "detector": {"retry_input_side": retry_input_side},
+            "detector": {"backend": "text", "retry_input_side": retry_input_side},
         }
     )
     detector = BlindToSmallSearches(make_detector(config.detector))
