@@ -281,15 +281,15 @@ def evaluate(
     keep = split_filter(split)
     frame_finder = frame_finder or finder
     outcomes: dict[str, list[PlateOutcome]] = {}
-    live = []
+    live, paths = [], []
     for folder in folders:
         outcomes[folder.name] = []
         for plate in (p for p in load_labels(folder) if keep(folder, p)):
             image = read_photo(plate.image_path)
             outcomes[folder.name].append(evaluate_plate(finder, plate, image))
             live.append(evaluate_plate(frame_finder, *as_frame(plate, image)))
+            paths.append(plate.image_path)
     everything = [o for folder_outcomes in outcomes.values() for o in folder_outcomes]
-    paths = [p.image_path for folder in folders for p in load_labels(folder) if keep(folder, p)]
     sample = paths[:: max(1, len(paths) // frame_sample)][:frame_sample] if frame_sample else []
     frame_times = frame_ms(frame_finder, [read_photo(path) for path in sample])
     return {

@@ -216,18 +216,19 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+def _window(vehicle: VehiclePass) -> tuple[int, int]:
+    """The pass's first and last frame, widened by `WINDOW_SLACK_FRAMES`."""
+    return vehicle.first_frame - WINDOW_SLACK_FRAMES, vehicle.last_frame + WINDOW_SLACK_FRAMES
+
+
 def _overlap(read: ObservedRead, vehicle: VehiclePass) -> int:
-    start = max(read.first_frame, vehicle.first_frame - WINDOW_SLACK_FRAMES)
-    end = min(read.last_frame, vehicle.last_frame + WINDOW_SLACK_FRAMES)
-    return end - start + 1
+    first, last = _window(vehicle)
+    return min(read.last_frame, last) - max(read.first_frame, first) + 1
 
 
 def _in_window(frame: int, vehicle: VehiclePass) -> bool:
-    return (
-        vehicle.first_frame - WINDOW_SLACK_FRAMES
-        <= frame
-        <= vehicle.last_frame + WINDOW_SLACK_FRAMES
-    )
+    first, last = _window(vehicle)
+    return first <= frame <= last
 
 
 def match_reads(

@@ -10,9 +10,10 @@ disagree, a crop clearly better than the poorest crop read is read too, and its 
 that one: an approaching plate first read while barely legible is read again as it comes near,
 and the far reads' guesses ("LP35BKJ", "LP31VRK" for LP01YRK) no longer outvote it. Reads that
 come back illegible (a plate still too far to read) do not use up the budget, only a larger
-budget of attempts. A box that reaches the edge of the searched picture (the frame, or the region of
-interest's bounding rectangle) is tracked but not read: the plate may go on beyond the edge, and
-a read of part of it ("LJE0L") can fit a UK format and match another vehicle's hotlist entry.
+budget of attempts. A box that reaches the edge of the searched picture (the frame, or the
+region of interest's bounding rectangle) is tracked but not read: the plate may go on beyond the
+edge, and a read of part of it ("LJE0L") can fit a UK format and match another vehicle's hotlist
+entry.
 The reads are fused by per-character voting.
 
 When a track's reads are emitted: as soon as `early_emit_reads` reads agree and outnumber those
@@ -77,10 +78,10 @@ coming (a receding plate's crops only shrink), and waiting `max_gap_s` for it to
 delay the same read by a second. Part-reads, which fit no UK format, still wait, so the whole
 plate, read alongside, is emitted first and they are suppressed. A track with one read, or
 reads that disagree, seen this many times since its last read, none of those crops worth
-reading, reads its next crop anyway (within its read budget): at night an approaching plate's nearer crops are
-blurred by its motion, and the firearms pass DE01SOM, read once at 17 px in its first frame, was
-never read again and waited for its track to end: its alert came 920 ms after its evidence
-frame, against 40-100 ms for the others."""
+reading, reads its next crop anyway (within its read budget): at night an approaching plate's
+nearer crops are blurred by its motion, and the firearms pass DE01SOM, read once at 17 px in its
+first frame, was never read again and waited for its track to end: its alert came 920 ms after
+its evidence frame, against 40-100 ms for the others."""
 _OUTVOTING = 3
 """Agreeing reads settle a track when they outnumber the reads against them this many to one."""
 _CONFIDENT = 0.95
@@ -143,14 +144,24 @@ class _Track:
     fused_text: str | None = None
     """Set once the track's read is emitted (or suppressed as a repeat)."""
 
-    def sighted(self, frame: Frame, box: Box, cut: bool) -> None:
+    def sighted(self, frame: Frame, box: Box, whole_quality: float | None) -> None:
+        """Seen in `frame` at `box`; `whole_quality` is its crop's quality, None when the box is
+        cut by the edge of the searched picture."""
         self.last_seen = frame.scene_time
         self.last_captured_at = frame.captured_at
         self.frames_seen += 1
         self.sightings_since_request += 1
-        if not cut:  # a plate half out of the picture grows as it comes in, whichever way it goes
+        if whole_quality is not None:
+            # A plate half out of the picture grows as it comes in, whichever way it goes.
             self.path.append((frame.index, box))
+            self.best_quality_since_request = max(self.best_quality_since_request, whole_quality)
         self.recent.append((frame.index, box))
+
+    def read_requested(self, frame_index: int) -> None:
+        self.reads_requested += 1
+        self.last_request_index = frame_index
+        self.sightings_since_request = 0
+        self.best_quality_since_request = 0.0
 
     def predicted_box(self, at: int) -> Box:
         """Where the plate should be in frame `at`: the last centre moved by the recent
@@ -182,17 +193,12 @@ class PlateTracker:
         to_read = []
         for track, detection in self._associate(frame, detections):
             cut = self.roi.cuts(detection.box, frame.image.shape)
-            track.sighted(frame, detection.box, cut)
+            quality = _crop_quality(frame.image, detection)
+            track.sighted(frame, detection.box, None if cut else quality)
             if track.fused_text is not None:  # still in view after its read was emitted
                 self._recent_texts[track.fused_text] = frame.scene_time
-            quality = _crop_quality(frame.image, detection)
-            if not cut:
-                track.best_quality_since_request = max(track.best_quality_since_request, quality)
             if not cut and self._worth_reading(track, frame.index, quality):
-                track.reads_requested += 1
-                track.last_request_index = frame.index
-                track.sightings_since_request = 0
-                track.best_quality_since_request = 0.0
+                track.read_requested(frame.index)
                 to_read.append((track.track_id, detection))
         return to_read
 
@@ -318,9 +324,9 @@ class PlateTracker:
         """Its first sighting; then a crop clearly better than any legible read so far, or,
         while the reads do not yet agree, one nearly as good and spaced from the last request
         (once the read budget is in, one clearly better than the poorest crop read, whose read
-        it replaces). Until a read is legible (the plate still far, blurred, or no plate at all), every
-        other frame: illegible reads spend attempts, not the read budget, so a plate first seen
-        too small to read is still read once it comes near."""
+        it replaces). Until a read is legible (the plate still far, blurred, or no plate at
+        all), every other frame: illegible reads spend attempts, not the read budget, so a plate
+        first seen too small to read is still read once it comes near."""
         if track.fused_text is not None:
             return False
         if track.reads_requested >= _ATTEMPTS_PER_READ * self.config.reads_per_track:
@@ -391,11 +397,11 @@ class PlateTracker:
             return True
         if self._agreed(track) or self._stale(track):
             return True
-        poorest = min(reading.quality for reading in track.readings)
         return (
             len(track.readings) >= budget
             and track.sightings_since_request >= _STALE_SIGHTINGS
-            and track.best_quality_since_request <= poorest  # no better crop in sight
+            and track.best_quality_since_request  # no crop in sight better than one read
+            <= min(reading.quality for reading in track.readings)
         )
 
     def _stale(self, track: _Track) -> bool:
