@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Self
 
 import psutil
-import yaml
 from tqdm import tqdm
 
 from benchmarks.footageset import Clip, FootageError, FootageSet, load_footage_set
 from benchmarks.report import RunResult, update_readme, write_report
 from benchmarks.scoring import HotlistLookup, ObservedAlert, ObservedHit, ObservedRead, score_run
-from benchmarks.throughput import FAST_REPLAY_QUEUE
-from edge.config import ConfigError, EdgeConfig, parse_config, resolve_paths
+from benchmarks.throughput import FAST_REPLAY_QUEUE, merge_config, read_overlay
+from edge.config import ConfigError, EdgeConfig, parse_config
 from edge.hotlist import HotlistError, load_hotlists
 from edge.pipeline import Pipeline
 from edge.read import DEFAULT_MODEL as DEFAULT_READER_MODEL
@@ -121,26 +120,6 @@ class ResourceMonitor:
         self.machine_cpu_percent = psutil.cpu_percent(interval=None)
 
 
-def _merge(base: dict, overlay: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return resolve_paths(raw, path.parent)
-
-
 def clip_config(
     base: dict, footage: FootageSet, clip: Clip, state_dir: Path, pacing: str, source: Path
 ) -> EdgeConfig:
@@ -148,7 +127,7 @@ def clip_config(
     the clip as its only camera, the set's hotlist and a private journal and socket."""
     raw = copy.deepcopy(base)
     if footage.config_overlay is not None:
-        raw = _merge(raw, _read_yaml(footage.config_overlay))
+        raw = merge_config(raw, read_overlay(footage.config_overlay))
     template = (raw.get("cameras") or [{}])[0]
     camera = {
         **template,
@@ -352,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare is not None:
             configs.append((args.compare, args.label_b))
         for index, (path, label) in enumerate(configs):
-            base = _read_yaml(path) if path is not None else {}
+            base = read_overlay(path) if path is not None else {}
             source = path if path is not None else args.footage / "replay.yaml"
             name = label or (path.stem if path is not None else "default")
             if index and name == runs[0].label:

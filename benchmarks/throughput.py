@@ -38,6 +38,7 @@ clip and its other sections kept. A footage set's `config.yaml` beside the clip 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import socket
 import sys
@@ -51,7 +52,7 @@ import numpy as np
 import psutil
 import yaml
 
-from edge.config import ConfigError, EdgeConfig, load_config, parse_config
+from edge.config import ConfigError, EdgeConfig, load_config, parse_config, resolve_paths
 from edge.keys import write_keypair
 from edge.pipeline import Pipeline
 from edge.types import Activation, VehicleRead
@@ -68,19 +69,40 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _merge(base: dict, overlay: dict) -> dict:
-    merged = dict(base)
+def merge_config(base: dict, overlay: dict) -> dict:
+    """`base` with `overlay`'s sections merged in, key by key (neither is modified)."""
+    merged = copy.deepcopy(base)
     for key, value in overlay.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_config(merged[key], value)
         else:
-            merged[key] = value
+            merged[key] = copy.deepcopy(value)
     return merged
 
 
+def read_overlay(path: Path) -> dict:
+    """A YAML file of config sections (a benchmark config, a footage set's config.yaml), its
+    relative paths resolved against its folder."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return resolve_paths(raw, path.parent)
+
+
 def build_config(
-    footage: Path, config_path: Path | None, realtime: bool, state: Path
+    footage: Path,
+    config_path: Path | None,
+    realtime: bool,
+    state: Path,
+    overlay: Path | None = None,
 ) -> EdgeConfig:
+    """The daemon config replaying `footage` as its one camera: `config_path`'s (a whole daemon
+    config), or the defaults with the clip's hotlist.csv and a throwaway key set; then the
+    footage folder's config.yaml and `overlay` (config sections, as benchmarks/configs/)
+    merged in."""
     camera = {
         "id": "bench",
         "source": str(footage),
@@ -123,10 +145,12 @@ def build_config(
         "journal": str(state / "journal.sqlite"),
         "evidence_dir": str(state / "evidence"),
     }
-    overlay_path = footage.with_name("config.yaml")
-    if overlay_path.exists():
-        base = _merge(base, yaml.safe_load(overlay_path.read_text(encoding="utf-8")) or {})
-    return parse_config(base, overlay_path)
+    source = footage.with_name("config.yaml")
+    for path in (source, overlay):
+        if path is not None and path.exists():
+            base = merge_config(base, read_overlay(path))
+            source = path
+    return parse_config(base, source)
 
 
 class _PeakMemory:

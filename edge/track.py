@@ -200,6 +200,13 @@ class PlateTracker:
             if not cut and self._worth_reading(track, frame.index, quality):
                 track.read_requested(frame.index)
                 to_read.append((track.track_id, detection))
+                self._trace(
+                    track,
+                    "frame %d: read requested, box %s, crop quality %.0f",
+                    frame.index,
+                    detection.box,
+                    quality,
+                )
         return to_read
 
     def search_windows(self, frame_index: int) -> list[Box]:
@@ -232,9 +239,18 @@ class PlateTracker:
         if track is None:
             return
         track.reads_answered += 1
-        if read is None or not read.text:
-            return
         quality = _crop_quality(frame.image, detection)
+        if read is None or not read.text:
+            self._trace(track, "frame %d: nothing legible", frame.index)
+            return
+        self._trace(
+            track,
+            "frame %d: read %s, confidence %.2f, crop quality %.0f",
+            frame.index,
+            read.text,
+            read.confidence,
+            quality,
+        )
         track.best_quality_read = max(track.best_quality_read, quality)
         track.readings.append(_Reading(read, frame, detection, quality))
         if len(track.readings) > self.config.reads_per_track:
@@ -316,6 +332,7 @@ class PlateTracker:
         )
         self._tracks[track.track_id] = track
         self._next_id += 1
+        self._trace(track, "frame %d: started", frame.index)
         return track
 
     # Reading and fusion.
@@ -418,10 +435,9 @@ class PlateTracker:
         if track.fused_text is not None or not track.readings:
             return None
         if track.frames_seen < self.config.min_sightings and not self._agreed(track):
-            logger.debug(
-                "camera %s: track %d seen in %d frame(s) only, its reads not agreeing, not emitted",
-                self.camera_id,
-                track.track_id,
+            self._trace(
+                track,
+                "seen in %d frame(s) only, its reads not agreeing: not emitted",
                 track.frames_seen,
             )
             return None
@@ -430,20 +446,13 @@ class PlateTracker:
         previous = self._recent_texts.get(fused.text)
         self._recent_texts[fused.text] = max(previous or 0.0, track.last_seen)
         if previous is not None and track.first_seen - previous <= self.config.repeat_window_s:
-            logger.debug(
-                "camera %s: track %d repeats %s, suppressed",
-                self.camera_id,
-                track.track_id,
-                fused.text,
-            )
+            self._trace(track, "repeats %s: suppressed", fused.text)
             return None
         whole = self._read_alongside(fused.text, track.first_seen)
         if whole is not None:
-            logger.debug(
-                "camera %s: track %d read %s, part or look-alike of %s read alongside it, "
-                "suppressed",
-                self.camera_id,
-                track.track_id,
+            self._trace(
+                track,
+                "read %s, part or look-alike of %s read alongside it: suppressed",
                 fused.text,
                 whole,
             )
@@ -455,6 +464,16 @@ class PlateTracker:
         x, y, w, h = best.detection.box
         image = best.frame.image
         crop = image[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)].copy()
+        direction = self._direction(track)
+        self._trace(
+            track,
+            "emitted %s from %d reads after %d sightings (best crop: frame %d), direction %s",
+            fused.text,
+            len(track.readings),
+            track.frames_seen,
+            best.frame.index,
+            direction,
+        )
         return VehicleRead(
             camera_id=self.camera_id,
             track_id=track.track_id,
@@ -465,7 +484,7 @@ class PlateTracker:
             box=best.detection.box,
             plate_crop=crop,
             overview=image,
-            direction=self._direction(track),
+            direction=direction,
             frames_seen=track.frames_seen,
         )
 
@@ -490,6 +509,16 @@ class PlateTracker:
         horizon = min(now, earliest) - self.config.repeat_window_s
         for text in [t for t, seen in self._recent_texts.items() if seen < horizon]:
             del self._recent_texts[text]
+
+    def _trace(self, track: _Track, message: str, *args: object) -> None:
+        """A debug record of one track's life (benchmarks/trace.py prints them per track)."""
+        logger.debug(
+            "camera %s: track %d: " + message,
+            self.camera_id,
+            track.track_id,
+            *args,
+            extra={"camera_id": self.camera_id, "track_id": track.track_id},
+        )
 
     def _direction(self, track: _Track) -> str | None:
         """'towards' or 'away' from the plate's motion along the calibrated lane direction, or
