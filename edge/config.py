@@ -134,7 +134,7 @@ class TrackingConfig(_Section):
         description="Legible reads of a track's best crops that are fused: once this many are "
         "in, a clearly better crop's read replaces the poorest crop's while they disagree "
         "(illegible reads of a plate still too far away do not count; up to 4 attempts per "
-        "read).",
+        "read, and after them only crops clearly better than any read yet).",
     )
     motion_gate: bool = Field(
         default=True,

@@ -10,10 +10,13 @@ disagree, a crop clearly better than the poorest crop read is read too, and its 
 that one: an approaching plate first read while barely legible is read again as it comes near,
 and the far reads' guesses ("LP35BKJ", "LP31VRK" for LP01YRK) no longer outvote it. Reads that
 come back illegible (a plate still too far to read) do not use up the budget, only a larger
-budget of attempts. A box that reaches the edge of the searched picture (the frame, or the
-region of interest's bounding rectangle) is tracked but not read: the plate may go on beyond the
-edge, and a read of part of it ("LJE0L") can fit a UK format and match another vehicle's hotlist
-entry.
+budget of attempts; until a read is legible, the next crop read is one clearly better than any
+read yet, or one a few frames on, and once the attempts are spent only a crop clearly better
+than any read yet is read. Crop quality is the box's width times its sharpness: a far plate's
+box is padded taller than its characters, so its width says better how near it is. A box that
+reaches the edge of the searched picture (the frame, or the region of interest's bounding
+rectangle) is tracked but not read: the plate may go on beyond the edge, and a read of part of it
+("LJE0L") can fit a UK format and match another vehicle's hotlist entry.
 The reads are fused by per-character voting.
 
 When a track's reads are emitted: as soon as `early_emit_reads` reads agree and outnumber those
@@ -28,7 +31,8 @@ missed detections. So is a track whose text is part of, or a look-alike of, one 
 emitted while that plate was in view (a plate entering the picture tracked on its own for a frame
 or two, read "NIJ431" beside "NIJ4318"; a box that lost its track for a frame, read "DNOLEVT"
 beside "DN01EVT"): it could otherwise match the hotlist entry as a possible misread and alert a
-second time for one vehicle. A track seen in fewer than `min_sightings` frames is not emitted.
+second time for one vehicle. A track seen in fewer than `min_sightings` frames is not emitted,
+nor one whose read is three characters or fewer unless it is sure.
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ its evidence frame, against 40-100 ms for the others."""
 _OUTVOTING = 3
 """Agreeing reads settle a track when they outnumber the reads against them this many to one."""
 _CONFIDENT = 0.95
+_SHORT_READ = 3
+"""A fused read this short is emitted only when `_CONFIDENT`: a plate this short is rare (a
+dateless "A1"), and an unsure read of a few characters is most often something else (a road
+stripe on the 1080p clip, boxed as a two-line plate and read "G2" three times at 0.51-0.53)."""
 _CONFIDENT_READS = 2
 """This many agreeing reads settle a track when each is at least `_CONFIDENT` sure and fits a
 UK format: a third read of a receding plate comes from a smaller crop 2 frames later, and waiting
@@ -92,6 +100,13 @@ for it put 80-160 ms of clip into the alert's latency (1080p clips in real time,
 on 2026-12-04: p99 256/214/163 -> 182/140/159 ms on the 20 s clip, 930/426 -> 202/278 ms on the
 60 s clip; every pass read right on both and on the day+night suite)."""
 _ATTEMPTS_PER_READ = 4
+_ILLEGIBLE_RETRY_FRAMES = 6
+"""Until a track's plate is read, its next crop is read when it is `_CLEARLY_BETTER` than any
+read yet (the plate coming nearer), or this many frames after the last request, not every other
+frame. Once its attempts are spent, a track still reads a crop clearly better than any read, and
+is not emitted before `_STALE_SIGHTINGS` sightings bring none. The demo's firearms pass AX00RBR,
+found 23 px wide, had 7 illegible reads and one "0REH" by frame 116, all 8 attempts of a 2-read
+budget, and was emitted as "0REH"; its first legible crop came at frame 124."""
 """Reads a track may request, illegible ones included, per read of its budget."""
 _RECENT_SIGHTINGS = 3
 _PATH_SIGHTINGS = 100
@@ -137,6 +152,8 @@ class _Track:
     best_quality_read: float = 0.0
     """The best crop quality among the legible reads."""
     last_request_index: int = -(10**9)
+    best_quality_requested: float = 0.0
+    """The best quality of the crops read, legible or not."""
     sightings_since_request: int = 0
     best_quality_since_request: float = 0.0
     """The best quality of the whole-plate crops seen since the last read request."""
@@ -157,8 +174,9 @@ class _Track:
             self.best_quality_since_request = max(self.best_quality_since_request, whole_quality)
         self.recent.append((frame.index, box))
 
-    def read_requested(self, frame_index: int) -> None:
+    def read_requested(self, frame_index: int, quality: float) -> None:
         self.reads_requested += 1
+        self.best_quality_requested = max(self.best_quality_requested, quality)
         self.last_request_index = frame_index
         self.sightings_since_request = 0
         self.best_quality_since_request = 0.0
@@ -198,7 +216,7 @@ class PlateTracker:
             if track.fused_text is not None:  # still in view after its read was emitted
                 self._recent_texts[track.fused_text] = frame.scene_time
             if not cut and self._worth_reading(track, frame.index, quality):
-                track.read_requested(frame.index)
+                track.read_requested(frame.index, quality)
                 to_read.append((track.track_id, detection))
                 self._trace(
                     track,
@@ -346,13 +364,18 @@ class PlateTracker:
         first seen too small to read is still read once it comes near."""
         if track.fused_text is not None:
             return False
-        if track.reads_requested >= _ATTEMPTS_PER_READ * self.config.reads_per_track:
-            return False
         if track.reads_requested == 0:
             return True
+        if track.reads_requested >= _ATTEMPTS_PER_READ * self.config.reads_per_track:
+            # Past its attempts, only a crop better than any read: each must beat the last by
+            # a factor, so these are few, and an approaching plate still gets its near crops read.
+            return quality > _CLEARLY_BETTER * track.best_quality_requested
         spaced = frame_index - track.last_request_index >= _READ_SPACING_FRAMES
         if not track.readings:
-            return spaced
+            return spaced and (
+                quality > _CLEARLY_BETTER * track.best_quality_requested
+                or frame_index - track.last_request_index >= _ILLEGIBLE_RETRY_FRAMES
+            )
         if quality > _CLEARLY_BETTER * track.best_quality_read:
             return True
         pending = track.reads_requested - track.reads_answered
@@ -410,7 +433,10 @@ class PlateTracker:
         if track.fused_text is not None or not track.readings or not self.config.early_emit_reads:
             return False
         budget = self.config.reads_per_track
-        if track.reads_answered >= _ATTEMPTS_PER_READ * budget:
+        if (
+            track.reads_answered >= _ATTEMPTS_PER_READ * budget
+            and track.sightings_since_request >= _STALE_SIGHTINGS
+        ):
             return True
         if self._agreed(track) or self._stale(track):
             return True
@@ -443,6 +469,9 @@ class PlateTracker:
             return None
         fused = fuse_reads([reading.read for reading in track.readings])
         track.fused_text = fused.text
+        if len(fused.text) <= _SHORT_READ and fused.confidence < _CONFIDENT:
+            self._trace(track, "read %s, short and unsure: not emitted", fused.text)
+            return None
         previous = self._recent_texts.get(fused.text)
         self._recent_texts[fused.text] = max(previous or 0.0, track.last_seen)
         if previous is not None and track.first_seen - previous <= self.config.repeat_window_s:
@@ -643,14 +672,17 @@ def _char_confidence(read: PlateRead, position: int) -> float:
 
 
 def _crop_quality(image: np.ndarray, detection: Detection) -> float:
-    """Larger and sharper is better: plate height times the root of the Laplacian variance."""
+    """Larger and sharper is better: box width times the root of the Laplacian variance. The
+    width, not the height: a far plate's box is much taller than its characters (the plate
+    detector boxed the demo's AX00RBR 10-13 px tall from 23 to 45 px wide, 16 at 55), so by
+    height its nearest crops scored no better than its farthest."""
     x, y, w, h = detection.box
     crop = image[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)]
     if crop.size == 0:
         return 0.0
     grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     sharpness = float(cv2.Laplacian(grey, cv2.CV_32F).var())
-    return h * float(np.sqrt(sharpness + 1.0))
+    return w * float(np.sqrt(sharpness + 1.0))
 
 
 def _allowance(limits: tuple[float, float, float], frames_elapsed: int) -> float:

@@ -11,7 +11,7 @@ import pytest
 
 from edge.calibration import Calibration, default_calibration
 from edge.config import EdgeConfig, TrackingConfig
-from edge.track import PlateTracker, fuse_reads
+from edge.track import PlateTracker, _crop_quality, fuse_reads
 from edge.types import Detection, Frame, PlateRead, VehicleRead
 
 FPS = 25.0
@@ -679,3 +679,54 @@ def test_a_track_that_never_reads_stops_asking_after_its_attempts():
             tracker.add_read(track_id, frame, detection, None)
     assert 0 < requested <= 4 * config.reads_per_track
     assert tracker.flush() == []
+
+
+def test_a_far_plate_does_not_spend_a_small_budgets_attempts_before_it_is_legible():
+    """With 2 reads a pass, 8 attempts: a plate found far away, illegible and then read in part
+    ("0REH") while it is still small, keeps attempts for its nearer crops, and its pass is
+    emitted as they read it, not as the part read."""
+    config = TrackingConfig(reads_per_track=2)
+    tracker = PlateTracker("cam1", config, default_calibration("cam1"))
+    part = PlateRead("0REH", 0.68, (0.9, 0.9, 0.9, 0.85))
+    whole = PlateRead("AB12CDE", 0.99, (0.99,) * 7, plate_format="current")
+    emitted, requested = [], []
+    for step in range(40):
+        box = approaching_box(step)
+        frame = frame_with(step, [box])
+        for track_id, detection in tracker.update(frame, [Detection(box, 0.9)]):
+            requested.append(step)
+            read = None if step < 12 else part if step < 24 else whole
+            tracker.add_read(track_id, frame, detection, read)
+        emitted += [v.read.text for v in tracker.finished(frame.scene_time)]
+    emitted += [v.read.text for v in tracker.flush()]
+    assert emitted == ["AB12CDE"]
+    assert len(requested) <= 4 * config.reads_per_track + 4  # a few clearly better crops past them
+
+
+def test_crop_quality_grows_with_the_plate_not_with_its_boxs_padding():
+    """A far plate's box is taller than its characters: quality follows the box's width."""
+    image = np.full((200, 400, 3), 90, np.uint8)
+    far, near = (10, 10, 40, 14), (10, 80, 120, 26)
+    for x, y, w, h in (far, near):
+        cv2.rectangle(image, (x, y + h // 4), (x + w, y + h - h // 4), (255, 255, 255), -1)
+        cv2.putText(
+            image, "AB12CDE", (x + 2, y + h - h // 4 - 2), cv2.FONT_HERSHEY_PLAIN, w / 70, (0, 0, 0)
+        )
+    assert _crop_quality(image, Detection(near, 0.9)) > 1.5 * _crop_quality(
+        image, Detection(far, 0.9)
+    )
+
+
+@pytest.mark.parametrize("confidence, emitted", [(0.52, []), (0.97, ["A1"])])
+def test_a_short_read_is_emitted_only_when_sure(confidence, emitted):
+    """A road stripe boxed as a plate and read "G2" three times at about 0.5 is no vehicle; a
+    dateless plate read "A1" with confidence is."""
+    tracker = PlateTracker("cam1", TrackingConfig(), default_calibration("cam1"))
+    read = PlateRead("A1", confidence, (confidence**0.5,) * 2, plate_format="dateless")
+    texts = []
+    for frame, detections in pass_of_one_vehicle():
+        for track_id, detection in tracker.update(frame, detections):
+            tracker.add_read(track_id, frame, detection, read)
+        texts += [vehicle.read.text for vehicle in tracker.finished(frame.scene_time)]
+    texts += [vehicle.read.text for vehicle in tracker.flush()]
+    assert texts == emitted
