@@ -3,7 +3,8 @@
 Real crops come from the shared openalpr photos, split once by a hash of the file name so that
 the held-out photos are never trained on. Every sample is cut out of its picture by a jittered
 quadrilateral around the plate (loose, rotated, skewed, like a detector's box) and put through
-camera effects (blur, low resolution, noise, JPEG, night, glare, shadow).
+camera effects (blur, low resolution, noise, JPEG, night, glare, shadow). A real plate whose
+characters stand apart can also be recomposed: its character strips redrawn into a new text.
 """
 
 from __future__ import annotations
@@ -111,6 +112,89 @@ def crop_box(plate: LabelledPlate, margin: float = 0.0) -> np.ndarray:
     left, top = max(0, int(x0 - mx)), max(0, int(y0 - my))
     right, bottom = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
     return plate.image[top:bottom, left:right]
+
+
+@dataclass(frozen=True, slots=True)
+class CharacterCells:
+    """A real plate and where each of its characters stands: the strips of its box between
+    consecutive `edges` (x in `plate.image`) hold one character each."""
+
+    plate: LabelledPlate
+    edges: np.ndarray
+
+
+def character_cells(plates: list[LabelledPlate]) -> list[CharacterCells]:
+    """The plates whose characters stand apart: one dark-on-light (or light-on-dark) blob of
+    character size per character of the label, found by Otsu's threshold and connected
+    components. A character's strip runs half-way to its neighbours' blobs."""
+    cells = []
+    for plate in plates:
+        blobs = _character_blobs(crop_box(plate))
+        if blobs is None or len(blobs) != len(plate.text):
+            continue
+        x0 = int(plate.quad[0][0])
+        lefts = np.array([x for x, _ in blobs]) + x0
+        rights = np.array([x + w for x, w in blobs]) + x0
+        gaps = (lefts[1:] + rights[:-1]) / 2
+        pitch = np.median(lefts[1:] - lefts[:-1]) if len(blobs) > 1 else rights[0] - lefts[0]
+        ends = np.clip([lefts[0] - 0.1 * pitch, rights[-1] + 0.1 * pitch], x0, plate.quad[1][0])
+        edges = np.concatenate([[ends[0]], gaps, [ends[1]]]).round().astype(int)
+        if np.all(np.diff(edges) > 0):
+            cells.append(CharacterCells(plate, edges))
+    return cells
+
+
+def _character_blobs(crop: np.ndarray) -> list[tuple[int, int]] | None:
+    """The (x, width) of the character-sized blobs of a plate crop, left to right: those of the
+    polarity with more of them, all of about one height and standing on about one line."""
+    if crop.size == 0 or crop.shape[0] < 12:
+        return None
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    height, width = gray.shape
+    best: list[tuple[int, int]] = []
+    for polarity in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):
+        _, binary = cv2.threshold(gray, 0, 255, polarity | cv2.THRESH_OTSU)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        sized = [
+            (x, y, w, h)
+            for x, y, w, h, _ in stats[1:]
+            if 0.3 * height <= h <= 0.95 * height and w <= 0.25 * width and h >= 1.1 * w / 1.5
+        ]
+        if not sized:
+            continue
+        median_h = float(np.median([h for *_, h in sized]))
+        median_bottom = float(np.median([y + h for _, y, _, h in sized]))
+        line = sorted(
+            (x, w)
+            for x, y, w, h in sized
+            if abs(h - median_h) <= 0.2 * median_h and abs(y + h - median_bottom) <= 0.2 * median_h
+        )
+        if len(line) > len(best):
+            best = line
+    return best or None
+
+
+def recomposed_plate(cells: CharacterCells, rng: np.random.Generator) -> LabelledPlate:
+    """The real plate with its character strips drawn at random (with repeats) into a new
+    text of the same length: real fonts, backgrounds and lighting in character sequences the
+    training photos do not hold, so that the reader learns their glyphs, not their strings."""
+    plate, edges = cells.plate, cells.edges
+    text = plate.text
+    order = rng.integers(0, len(text), size=len(text))
+    (bx0, by0), (bx1, by1) = plate.quad[0], plate.quad[2]
+    width, height = bx1 - bx0, by1 - by0
+    h, w = plate.image.shape[:2]
+    left, top = max(0, int(bx0 - width / 2)), max(0, int(by0 - 1.2 * height))
+    right, bottom = min(w, int(bx1 + width / 2)), min(h, int(by1 + 1.2 * height))
+    canvas = plate.image[top:bottom, left:right].copy()
+    y0, y1 = int(by0), int(np.ceil(by1))
+    strips = np.hstack([plate.image[y0:y1, edges[i] : edges[i + 1]] for i in order])
+    span = int(edges[-1] - edges[0])
+    canvas[y0 - top : y1 - top, edges[0] - left : edges[-1] - left] = cv2.resize(
+        strips, (span, y1 - y0), interpolation=cv2.INTER_AREA
+    )
+    quad = plate.quad - np.float32([left, top])
+    return LabelledPlate(canvas, quad, "".join(text[i] for i in order), plate.detected)
 
 
 def _random_text(rng: np.random.Generator) -> str:

@@ -30,9 +30,11 @@ from models.build.reader_data import (
     INPUT_W,
     augmented_crop,
     background_patches,
+    character_cells,
     detector_box_plates,
     load_real_plates,
     on_background,
+    recomposed_plate,
     render_other_plate,
     render_uk_plate,
 )
@@ -135,14 +137,19 @@ def encode(text: str) -> list[int]:
 class Sampler:
     """Draws training batches: a mix of synthetic UK, synthetic other-style and real plates."""
 
-    def __init__(self, seed: int, uk_bases: int, other_bases: int) -> None:
+    def __init__(
+        self, seed: int, uk_bases: int, other_bases: int, recomposed_share: float = 0.0
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         labelled = load_real_plates(held_out=False)
         self.real = labelled + detector_box_plates(labelled)
+        self.cells = character_cells(self.real) if recomposed_share else []
+        self.recomposed_share = recomposed_share
         self.backgrounds = background_patches(labelled, self.rng)
         logger.info(
-            "real training plates: %d, background patches: %d",
+            "real training plates: %d (%d with their characters apart), background patches: %d",
             len(self.real),
+            len(self.cells),
             len(self.backgrounds),
         )
         started = time.monotonic()
@@ -171,6 +178,10 @@ class Sampler:
             else:
                 pool = self.real
             plate = pool[int(self.rng.integers(len(pool)))]
+            if pool is self.real and self.cells and self.rng.random() < self.recomposed_share:
+                plate = recomposed_plate(
+                    self.cells[int(self.rng.integers(len(self.cells)))], self.rng
+                )
             images.append(preprocess(augmented_crop(plate, self.rng, strength)))
             targets.extend(encode(plate.text))
             lengths.append(len(plate.text))
@@ -236,7 +247,7 @@ def export(model: Crnn, path: Path) -> None:
 def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    sampler = Sampler(args.seed, args.uk_bases, args.other_bases)
+    sampler = Sampler(args.seed, args.uk_bases, args.other_bases, args.recomposed_share)
     model = Crnn()
     checkpoint = CHECKPOINT
     checkpoint.parent.mkdir(exist_ok=True)
@@ -289,6 +300,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--uk-bases", type=int, default=8000, help="Rendered UK plates.")
     parser.add_argument("--other-bases", type=int, default=4000, help="Rendered other plates.")
+    parser.add_argument(
+        "--recomposed-share",
+        type=float,
+        default=0.5,
+        help="Of the real plates drawn, the share with their characters redrawn into a new text "
+        "(reader_data.recomposed_plate); 0 before run 10.",
+    )
     parser.add_argument("--save-every-s", type=float, default=180.0)
     parser.add_argument(
         "--start-strength", type=float, default=0.15, help="Augmentation strength at the start."
