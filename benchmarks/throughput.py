@@ -146,10 +146,11 @@ def build_config(
         "evidence_dir": str(state / "evidence"),
     }
     source = footage.with_name("config.yaml")
-    for path in (source, overlay):
-        if path is not None and path.exists():
-            base = merge_config(base, read_overlay(path))
-            source = path
+    if source.exists():
+        base = merge_config(base, read_overlay(source))
+    if overlay is not None:  # named by the user: a missing file is an error
+        base = merge_config(base, read_overlay(overlay))
+        source = overlay
     return parse_config(base, source)
 
 

@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.throughput import build_config
+from edge.config import ConfigError
+from edge.hotlist import HotlistError
 from edge.pipeline import Pipeline
 
 
@@ -70,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.clip.is_file():
         parser.error(f"{args.clip}: no such video file")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    result = trace(args.clip, args.config, args.realtime)
+    try:
+        result = trace(args.clip, args.config, args.realtime)
+    except (ConfigError, HotlistError) as error:
+        print(f"benchmarks.trace: {error}", file=sys.stderr)
+        return 2
     wanted = [text.upper() for text in args.texts]
     for (camera_id, track_id), events in result.events.items():
         if wanted and not any(text in event for event in events for text in wanted):

@@ -100,6 +100,7 @@ for it put 80-160 ms of clip into the alert's latency (1080p clips in real time,
 on 2026-12-04: p99 256/214/163 -> 182/140/159 ms on the 20 s clip, 930/426 -> 202/278 ms on the
 60 s clip; every pass read right on both and on the day+night suite)."""
 _ATTEMPTS_PER_READ = 4
+"""Reads a track may request, illegible ones included, per read of its budget."""
 _ILLEGIBLE_RETRY_FRAMES = 6
 """Until a track's plate is read, its next crop is read when it is `_CLEARLY_BETTER` than any
 read yet (the plate coming nearer), or this many frames after the last request, not every other
@@ -107,7 +108,6 @@ frame. Once its attempts are spent, a track still reads a crop clearly better th
 is not emitted before `_STALE_SIGHTINGS` sightings bring none. The demo's firearms pass AX00RBR,
 found 23 px wide, had 7 illegible reads and one "0REH" by frame 116, all 8 attempts of a 2-read
 budget, and was emitted as "0REH"; its first legible crop came at frame 124."""
-"""Reads a track may request, illegible ones included, per read of its budget."""
 _RECENT_SIGHTINGS = 3
 _PATH_SIGHTINGS = 100
 """Sightings (the latest) over which a track's direction is judged: about 4 s at 25 fps."""
@@ -257,10 +257,10 @@ class PlateTracker:
         if track is None:
             return
         track.reads_answered += 1
-        quality = _crop_quality(frame.image, detection)
         if read is None or not read.text:
             self._trace(track, "frame %d: nothing legible", frame.index)
             return
+        quality = _crop_quality(frame.image, detection)
         self._trace(
             track,
             "frame %d: read %s, confidence %.2f, crop quality %.0f",
@@ -360,8 +360,10 @@ class PlateTracker:
         while the reads do not yet agree, one nearly as good and spaced from the last request
         (once the read budget is in, one clearly better than the poorest crop read, whose read
         it replaces). Until a read is legible (the plate still far, blurred, or no plate at
-        all), every other frame: illegible reads spend attempts, not the read budget, so a plate
-        first seen too small to read is still read once it comes near."""
+        all), a crop clearly better than any read yet or `_ILLEGIBLE_RETRY_FRAMES` on: illegible
+        reads spend attempts, not the read budget, so a plate first seen too small to read is
+        still read once it comes near. Past its attempts, only a crop clearly better than any
+        read yet."""
         if track.fused_text is not None:
             return False
         if track.reads_requested == 0:

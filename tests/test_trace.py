@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from benchmarks.trace import main, trace
+from edge.config import ConfigError
 
 SHORT = Path(__file__).resolve().parent / "fixtures" / "short"
 FEWER_READS = (
@@ -41,3 +44,11 @@ def test_trace_prints_only_the_tracks_that_mention_a_text_and_merges_a_config_ov
         if "emitted" in line
     ]
     assert fused and all(1 <= reads <= 2 for reads in fused)  # the overlay's reads_per_track: 2
+
+
+def test_a_missing_config_overlay_is_named(tmp_path, capsys):
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        trace(SHORT / "short.mp4", missing, realtime=False)
+    assert main([str(SHORT / "short.mp4"), "--config", str(missing)]) == 2
+    assert "nowhere.yaml: cannot read YAML" in capsys.readouterr().err

@@ -7,8 +7,9 @@ Needs the training virtualenv (torch, CPU build); run from the repository root:
     PYTHONPATH=. nice .venv-train/bin/python models/build/train_reader.py --minutes 30
 
 Data: synthetic UK plates (benchmarks/synthetic/render.py), synthetic plates of other styles,
-and the training split of the shared openalpr photos (never the held-out split), all cut and
-degraded at random every time they are drawn (models/build/reader_data.py).
+and the training split of the shared openalpr photos (never the held-out split; half of those
+draws recomposed into new texts from their own character strips), all cut and degraded at random
+every time they are drawn (models/build/reader_data.py).
 """
 
 from __future__ import annotations
