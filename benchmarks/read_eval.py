@@ -298,19 +298,26 @@ def evaluate(
         "overall": summarise(everything, frame_times, min_confidence),
         "live_frames": summarise(live, [], min_confidence),
         "folders": {name: summarise(items, [], min_confidence) for name, items in outcomes.items()},
-        "misses": [
-            {
-                "photo": o.name,
-                "truth": o.truth,
-                "detected": o.detected,
-                "read": o.predicted(min_confidence),
-                "best_read_any_confidence": o.predicted(0.0),
-                "reader_only": o.read_alone(0.0),
-            }
-            for o in everything
-            if o.predicted(min_confidence) != o.truth
-        ],
+        "misses": _misses(everything, min_confidence),
+        "live_misses": _misses(live, min_confidence),
     }
+
+
+def _misses(outcomes: Sequence[PlateOutcome], min_confidence: float) -> list[dict]:
+    """The plates not read exactly at `min_confidence`: what was read instead, and by the
+    reader alone on the labelled box."""
+    return [
+        {
+            "photo": o.name,
+            "truth": o.truth,
+            "detected": o.detected,
+            "read": o.predicted(min_confidence),
+            "best_read_any_confidence": o.predicted(0.0),
+            "reader_only": o.read_alone(0.0),
+        }
+        for o in outcomes
+        if o.predicted(min_confidence) != o.truth
+    ]
 
 
 def read_photo(path: Path) -> np.ndarray:
