@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"camera {camera_id} track {track_id}")
         for event in events:
-            print("   ", event.split(": ", 2)[-1])
+            print("   ", event.removeprefix(f"camera {camera_id}: track {track_id}: "))
     return 0
 
 
