@@ -95,6 +95,8 @@ def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
     assert 0 < overall["ms_per_crop_median"] < overall["ms_per_photo_median"]
     assert overall["ms_per_1280x720_frame_median"] > 0
     assert report["folders"]["generated"]["plates"] == 3
+    low, high = overall["exact_accuracy_interval_95"]
+    assert 0 <= low <= overall["exact_accuracy"] <= high <= 1
     live = report["live_frames"]  # the same photos as 1280x720 frames, searched as live video
     assert live["plates"] == 3 and live["detection_recall"] >= 2 / 3
     assert live["exact_accuracy"] >= 1 / 3, f"live frames misread: {live}"
@@ -117,3 +119,18 @@ def test_train_and_heldout_splits_partition_the_shared_sets(tmp_path):
     other = tmp_path / "my-own-photos"
     plate = LabelledPlate(other / "a.jpg", (0, 0, 10, 5), "AB12CDE")
     assert held_out(other, plate) and not train(other, plate)
+
+
+def test_wilson_interval_matches_its_closed_forms_at_the_ends():
+    z2 = 1.959964**2
+    # None right: from 0 to z^2 / (n + z^2); all right: from n / (n + z^2) to 1.
+    assert read_eval.wilson_interval(0, 10) == pytest.approx([0.0, z2 / (10 + z2)], abs=1e-4)
+    assert read_eval.wilson_interval(10, 10) == pytest.approx([10 / (10 + z2), 1.0], abs=1e-4)
+    assert read_eval.wilson_interval(0, 0) is None
+
+
+def test_wilson_interval_narrows_with_more_plates_around_the_rate():
+    small = read_eval.wilson_interval(91, 101)
+    large = read_eval.wilson_interval(910, 1010)
+    assert small == pytest.approx([0.8273, 0.9453], abs=1e-4)  # 90.1 %: 83 to 95 %
+    assert small[0] < large[0] < 0.901 < large[1] < small[1]
