@@ -21,11 +21,16 @@ also at any confidence, with a 95 % Wilson score interval for the end-to-end fig
 rate on photos of the same kind may lie: 91 of 101 plates right puts it between 83 and 95 %); character accuracy (1 - edit distance / longer length); ms per photo
 (detect + read), ms per plate crop read, and ms per 1280x720 frame (an evenly spaced sample of
 the photos resized to 1280x720, detect + read).
+
+Labels that the plate's own registration scheme shows to be wrong (an O where only the digit 0
+can stand; benchmarks/label_errata.py) are scored as corrected, and listed in the report
+(`label_corrections`); `--as-labelled` scores the labels as written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import statistics
@@ -38,6 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.label_errata import LABEL_ERRATA, corrected_label
 from edge.calibration import default_calibration
 from edge.config import DetectorConfig, ReaderConfig
 from edge.detect import make_detector
@@ -94,14 +100,19 @@ def parse_label_line(line: str, where: str, folder: Path) -> LabelledPlate:
     return LabelledPlate(image_path, (box[0], box[1], box[2], box[3]), plate)
 
 
-def load_labels(folder: Path) -> list[LabelledPlate]:
-    """Every labelled plate in a folder, in file-name order."""
+def load_labels(folder: Path, as_labelled: bool = False) -> list[LabelledPlate]:
+    """Every labelled plate in a folder, in file-name order; known label errors corrected
+    (benchmarks/label_errata.py) unless `as_labelled`."""
     plates = []
     for label_path in sorted(folder.glob("*.txt")):
         lines = label_path.read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines, 1):
             if line.strip():
-                plates.append(parse_label_line(line, f"{label_path}: line {number}", folder))
+                plate = parse_label_line(line, f"{label_path}: line {number}", folder)
+                if not as_labelled:
+                    text = corrected_label(folder.name, plate.image_path.name, plate.text)
+                    plate = dataclasses.replace(plate, text=text)
+                plates.append(plate)
     return plates
 
 
@@ -292,17 +303,22 @@ def evaluate(
     split: str = "all",
     frame_sample: int = FRAME_SAMPLE,
     frame_finder: PlateFinder | None = None,
+    as_labelled: bool = False,
 ) -> dict:
     """Every labelled plate of `folders` through `finder` (built with min_confidence 0, so that
     accuracy can be given both at `min_confidence` and at any confidence); the 1280x720 frames
-    through `frame_finder` (the daemon's live-video set-up), `finder` when None."""
+    through `frame_finder` (the daemon's live-video set-up), `finder` when None. Scored against
+    the labels with known errors corrected, unless `as_labelled`."""
     keep = split_filter(split)
     frame_finder = frame_finder or finder
     outcomes: dict[str, list[PlateOutcome]] = {}
-    live, paths = [], []
+    live, paths, corrections = [], [], []
     for folder in folders:
         outcomes[folder.name] = []
-        for plate in (p for p in load_labels(folder) if keep(folder, p)):
+        for plate in (p for p in load_labels(folder, as_labelled) if keep(folder, p)):
+            erratum = LABEL_ERRATA.get((folder.name, plate.image_path.name))
+            if erratum is not None and plate.text == erratum.corrected:
+                corrections.append({"photo": plate.image_path.name, **erratum._asdict()})
             image = read_photo(plate.image_path)
             outcomes[folder.name].append(evaluate_plate(finder, plate, image))
             live.append(evaluate_plate(frame_finder, *as_frame(plate, image)))
@@ -313,6 +329,7 @@ def evaluate(
     return {
         "split": split,
         "min_confidence": min_confidence,
+        "label_corrections": corrections,
         "overall": summarise(everything, frame_times, min_confidence),
         "live_frames": summarise(live, [], min_confidence),
         "folders": {name: summarise(items, [], min_confidence) for name, items in outcomes.items()},
@@ -382,6 +399,12 @@ def format_table(report: dict) -> str:
         f"split: {report['split']}; exact plate counts reads with confidence >= "
         f"{report['min_confidence']} (the daemon's reader.min_confidence) unless marked"
     )
+    corrections = report.get("label_corrections", [])
+    if corrections:
+        heading += (
+            "\nlabels corrected (benchmarks/label_errata.py; --as-labelled to score them as "
+            "written): " + ", ".join(f"{c['labelled']} -> {c['corrected']}" for c in corrections)
+        )
     footnote = (
         "* character accuracy: the best read at any confidence\n"
         "live 720p: every photo resized to a 1280x720 frame and searched as the daemon searches "
@@ -411,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'heldout': photos the reader did not train on; 'train': those it did.")  # fmt: skip
     parser.add_argument("--frame-sample", type=int, default=FRAME_SAMPLE,
                         help="Photos resized to 1280x720 for the per-frame timing.")  # fmt: skip
+    parser.add_argument("--as-labelled", action="store_true",
+                        help="Score against the labels as written, known errors included "
+                        "(benchmarks/label_errata.py).")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON report here.")
     return parser
 
@@ -446,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             args.split,
             args.frame_sample,
             frame_finder,
+            args.as_labelled,
         )
     except LabelError as error:
         print(f"read_eval: {error}", file=sys.stderr)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from benchmarks.label_errata import corrected_label
 from benchmarks.read_eval import MATCH_IOU, iou
 from benchmarks.synthetic.render import FONT_PATH, random_uk_vrm, render_plate
 from edge.calibration import default_calibration
@@ -67,7 +68,8 @@ def _box_quad(x: float, y: float, w: float, h: float) -> np.ndarray:
 
 
 def load_real_plates(held_out: bool, data_dir: Path = SHARED_DATA) -> list[LabelledPlate]:
-    """The labelled plates of the held-out (or the training) split; empty when data is absent."""
+    """The labelled plates of the held-out (or the training) split, known label errors corrected
+    (benchmarks/label_errata.py); empty when data is absent."""
     plates = []
     for set_name in REAL_SETS:
         for label_path in sorted((data_dir / set_name).glob("*.txt")):
@@ -81,7 +83,8 @@ def load_real_plates(held_out: bool, data_dir: Path = SHARED_DATA) -> list[Label
             if image is None:
                 raise ValueError(f"{label_path}: cannot read image {image_name}")
             quad = _box_quad(float(x), float(y), float(w), float(h))
-            plates.append(LabelledPlate(image, quad, normalise(text)))
+            text = corrected_label(set_name, image_name, normalise(text))
+            plates.append(LabelledPlate(image, quad, text))
     return plates
 
 
