@@ -18,9 +18,10 @@ Reported: detection recall; exact full-plate accuracy end to end (of all labelle
 detected plates, and "reader only" (reading the labelled box, so the two halves can be told
 apart), each counting reads at or above the reader's min_confidence as the daemon does, and
 also at any confidence, with a 95 % Wilson score interval for the end-to-end figure (where the
-rate on photos of the same kind may lie: 91 of 101 plates right puts it between 83 and 95 %); character accuracy (1 - edit distance / longer length); ms per photo
-(detect + read), ms per plate crop read, and ms per 1280x720 frame (an evenly spaced sample of
-the photos resized to 1280x720, detect + read).
+rate on photos of the same kind may lie: 91 of 101 plates right puts it between 83 and 95 %);
+character accuracy (1 - edit distance / longer length); ms per photo (detect + read), ms per
+plate crop read, and ms per 1280x720 frame (an evenly spaced sample of the photos resized to
+1280x720, detect + read).
 
 Labels that the plate's own registration scheme shows to be wrong (an O where only the digit 0
 can stand; benchmarks/label_errata.py) are scored as corrected, and listed in the report
