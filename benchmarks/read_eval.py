@@ -74,6 +74,8 @@ class LabelledPlate:
     image_path: Path
     box: Box
     text: str
+    written: str | None = None
+    """The label as written, where it is a known error and `text` its correction."""
 
 
 def parse_label_line(line: str, where: str, folder: Path) -> LabelledPlate:
@@ -110,9 +112,9 @@ def load_labels(folder: Path, as_labelled: bool = False) -> list[LabelledPlate]:
         for number, line in enumerate(lines, 1):
             if line.strip():
                 plate = parse_label_line(line, f"{label_path}: line {number}", folder)
-                if not as_labelled:
-                    text = corrected_label(folder.name, plate.image_path.name, plate.text)
-                    plate = dataclasses.replace(plate, text=text)
+                text = corrected_label(folder.name, plate.image_path.name, plate.text)
+                if text != plate.text and not as_labelled:
+                    plate = dataclasses.replace(plate, text=text, written=plate.text)
                 plates.append(plate)
     return plates
 
@@ -317,9 +319,12 @@ def evaluate(
     for folder in folders:
         outcomes[folder.name] = []
         for plate in (p for p in load_labels(folder, as_labelled) if keep(folder, p)):
-            erratum = LABEL_ERRATA.get((folder.name, plate.image_path.name))
-            if erratum is not None and plate.text == erratum.corrected:
-                corrections.append({"photo": plate.image_path.name, **erratum._asdict()})
+            if plate.written is not None:
+                name = plate.image_path.name
+                why = LABEL_ERRATA[folder.name, name].why
+                corrections.append(
+                    {"photo": name, "labelled": plate.written, "corrected": plate.text, "why": why}
+                )
             image = read_photo(plate.image_path)
             outcomes[folder.name].append(evaluate_plate(finder, plate, image))
             live.append(evaluate_plate(frame_finder, *as_frame(plate, image)))

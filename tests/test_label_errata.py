@@ -55,7 +55,15 @@ def _photo_set(root, image_names_and_texts):
 def test_evaluation_scores_the_correction_unless_asked_for_the_labels_as_written(tmp_path):
     folder = _photo_set(tmp_path, [("test_006.jpg", "RKO99AN"), ("eu1.jpg", "M5XSX")])
     assert [p.text for p in load_labels(folder)] == ["M5XSX", "RK099AN"]
+    assert [p.written for p in load_labels(folder)] == [None, "RKO99AN"]
     assert [p.text for p in load_labels(folder, as_labelled=True)] == ["M5XSX", "RKO99AN"]
+    assert [p.written for p in load_labels(folder, as_labelled=True)] == [None, None]
+
+
+def test_a_label_mended_at_its_source_is_not_reported_as_corrected(tmp_path):
+    folder = _photo_set(tmp_path, [("test_006.jpg", "RK099AN")])
+    [plate] = load_labels(folder)
+    assert (plate.text, plate.written) == ("RK099AN", None)
 
 
 def test_the_reader_trains_on_the_corrected_text(tmp_path):

@@ -17,14 +17,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from benchmarks.label_errata import corrected_label
-from benchmarks.read_eval import MATCH_IOU, iou
+from benchmarks.read_eval import MATCH_IOU, iou, load_labels
 from benchmarks.synthetic.render import FONT_PATH, random_uk_vrm, render_plate
 from edge.calibration import default_calibration
 from edge.config import DetectorConfig
 from edge.detect import make_detector
 from edge.pipeline import reading_box
-from edge.plates import ALPHABET, normalise, uk_format
+from edge.plates import ALPHABET, uk_format
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL_SETS = {"openalpr-eu-dev": 2, "openalpr-us-dev": 3}
@@ -68,23 +67,17 @@ def _box_quad(x: float, y: float, w: float, h: float) -> np.ndarray:
 
 
 def load_real_plates(held_out: bool, data_dir: Path = SHARED_DATA) -> list[LabelledPlate]:
-    """The labelled plates of the held-out (or the training) split, known label errors corrected
-    (benchmarks/label_errata.py); empty when data is absent."""
+    """The labelled plates of the held-out (or the training) split, read as read_eval reads them
+    (`load_labels`: known label errors corrected); empty when data is absent."""
     plates = []
     for set_name in REAL_SETS:
-        for label_path in sorted((data_dir / set_name).glob("*.txt")):
-            fields = label_path.read_text(encoding="utf-8").strip().split("\t")
-            if len(fields) != 6:
-                raise ValueError(f"{label_path}: line 1: expected 6 tab-separated fields")
-            image_name, x, y, w, h, text = fields
-            if is_held_out(set_name, image_name) != held_out:
+        for label in load_labels(data_dir / set_name):
+            if is_held_out(set_name, label.image_path.name) != held_out:
                 continue
-            image = cv2.imread(str(label_path.parent / image_name))
+            image = cv2.imread(str(label.image_path))
             if image is None:
-                raise ValueError(f"{label_path}: cannot read image {image_name}")
-            quad = _box_quad(float(x), float(y), float(w), float(h))
-            text = corrected_label(set_name, image_name, normalise(text))
-            plates.append(LabelledPlate(image, quad, text))
+                raise ValueError(f"{label.image_path}: cannot read image")
+            plates.append(LabelledPlate(image, _box_quad(*label.box), label.text))
     return plates
 
 
