@@ -19,7 +19,10 @@ detected plates, and "reader only" (reading the labelled box, so the two halves 
 apart), each counting reads at or above the reader's min_confidence as the daemon does, and
 also at any confidence, with a 95 % Wilson score interval for the end-to-end figure (where the
 rate on photos of the same kind may lie: 91 of 101 plates right puts it between 83 and 95 %);
-character accuracy (1 - edit distance / longer length); ms per photo (detect + read), ms per
+wrong reads (a read at or above min_confidence that is not the plate: what could send someone
+after the wrong vehicle or miss the right one); how often the read is right in each band of its
+confidence (0-0.5, 0.5-0.8, 0.8-0.95, 0.95-1); character accuracy (1 - edit distance / longer
+length); ms per photo (detect + read), ms per
 plate crop read, and ms per 1280x720 frame (an evenly spaced sample of the photos resized to
 1280x720, detect + read).
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import logging
 import statistics
@@ -63,6 +67,9 @@ MATCH_IOU = 0.3
 FRAME_SIZE = (1280, 720)
 FRAME_SAMPLE = 20
 """Photos resized to FRAME_SIZE for the per-frame timing."""
+CONFIDENCE_BAND_EDGES = (0.5, 0.8, 0.95)
+"""Reads are grouped by confidence between these (and 0 and 1) to show how often each is right;
+0.5 is the daemon's default reader.min_confidence."""
 
 
 class LabelError(ValueError):
@@ -158,8 +165,14 @@ class PlateOutcome:
 
 
 def _best_text(reads: Iterable[Read], min_confidence: float) -> str:
-    kept = [read for read in reads if read[1] >= min_confidence]
-    return max(kept, key=lambda read: read[1])[0] if kept else ""
+    best = _best_read(reads, min_confidence)
+    return best[0] if best else ""
+
+
+def _best_read(reads: Iterable[Read], min_confidence: float) -> Read | None:
+    return max(
+        (read for read in reads if read[1] >= min_confidence), key=lambda r: r[1], default=None
+    )
 
 
 def _timed(function: Callable, *args):
@@ -268,6 +281,7 @@ def summarise(
         "exact_accuracy": _ratio(exact_end_to_end, total),
         "exact_accuracy_interval_95": wilson_interval(exact_end_to_end, total),
         "exact_accuracy_any_confidence": exact(outcomes, lambda o: o.predicted(0.0)),
+        "wrong_reads": sum(o.predicted(min_confidence) not in ("", o.truth) for o in outcomes),
         "exact_accuracy_detected": exact(detected, lambda o: o.predicted(min_confidence)),
         "exact_accuracy_reader_only": exact(outcomes, lambda o: o.read_alone(min_confidence)),
         "exact_accuracy_reader_only_any_confidence": exact(outcomes, lambda o: o.read_alone(0.0)),
@@ -281,7 +295,31 @@ def summarise(
         "ms_per_crop_median": _median(crop_times),
         "ms_per_1280x720_frame_median": _median(frame_times),
         "ms_per_1280x720_frame_p95": _p95(frame_times),
+        "confidence_bands": confidence_bands(outcomes),
     }
+
+
+def confidence_bands(outcomes: Sequence[PlateOutcome]) -> list[dict]:
+    """How often the end-to-end read is right at each level of its confidence: what a read's
+    confidence is worth to the person who is shown it."""
+    best = [(read, o.truth) for o in outcomes if (read := _best_read(o.reads, 0.0)) is not None]
+    bands = []
+    for low, high in itertools.pairwise((0.0, *CONFIDENCE_BAND_EDGES, 1.0)):
+        inside = [
+            text == truth
+            for (text, confidence), truth in best
+            if low <= confidence < high or (high == 1.0 and confidence == 1.0)
+        ]
+        bands.append(
+            {
+                "confidence_from": low,
+                "confidence_to": high,
+                "reads": len(inside),
+                "exact": sum(inside),
+                "exact_share": _ratio(sum(inside), len(inside)),
+            }
+        )
+    return bands
 
 
 def split_filter(split: str) -> Callable[[Path, LabelledPlate], bool]:
@@ -375,6 +413,7 @@ _TABLE_ROWS = (
     ("exact_accuracy", "exact plate, end to end", "{:.1%}"),
     ("exact_accuracy_interval_95", "  ... 95% interval", "{0[0]:.1%}-{0[1]:.1%}"),
     ("exact_accuracy_any_confidence", "  ... at any confidence", "{:.1%}"),
+    ("wrong_reads", "wrong reads (a read, not the plate)", "{}"),
     ("exact_accuracy_detected", "exact plate, of detected", "{:.1%}"),
     ("exact_accuracy_reader_only", "exact plate, reader on label box", "{:.1%}"),
     ("exact_accuracy_reader_only_any_confidence", "  ... at any confidence", "{:.1%}"),
@@ -416,7 +455,24 @@ def format_table(report: dict) -> str:
         "live 720p: every photo resized to a 1280x720 frame and searched as the daemon searches "
         "live video (its ms per photo is detect + read of the frame)"
     )
-    return "\n".join([heading, *lines, footnote])
+    bands = [
+        f"  {name}: "
+        + "; ".join(
+            f"{band['confidence_from']:.2f}-{band['confidence_to']:.2f}: {band['exact']} of "
+            f"{band['reads']}"
+            for band in columns[name]["confidence_bands"]
+        )
+        for name in ("all", "live 720p")
+    ]
+    return "\n".join(
+        [
+            heading,
+            *lines,
+            "exact reads by the read's confidence (any confidence):",
+            *bands,
+            footnote,
+        ]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -134,3 +134,41 @@ def test_wilson_interval_narrows_with_more_plates_around_the_rate():
     large = read_eval.wilson_interval(910, 1010)
     assert small == pytest.approx([0.8273, 0.9453], abs=1e-4)  # 90.1 %: 83 to 95 %
     assert small[0] < large[0] < 0.901 < large[1] < small[1]
+
+
+def _outcome(truth: str, *reads: tuple[str, float]) -> read_eval.PlateOutcome:
+    return read_eval.PlateOutcome(
+        name=f"{truth}.jpg",
+        truth=truth,
+        detected=bool(reads),
+        reads=reads,
+        reader_only=None,
+        photo_ms=1.0,
+        read_ms=(),
+        detections=len(reads),
+    )
+
+
+def test_reads_are_counted_right_or_wrong_in_the_band_of_their_confidence():
+    outcomes = [
+        _outcome("AB12CDE", ("AB12CDE", 1.0)),
+        _outcome("AB12CDF", ("AB12CDF", 0.97), ("AB12COF", 0.2)),  # the most confident counts
+        _outcome("YX07KLM", ("YX07KLN", 0.96)),
+        _outcome("GF63PRT", ("GF63PRT", 0.6)),
+        _outcome("KM19XYZ", ("KM19XY", 0.3)),
+        _outcome("BD51SMR"),  # not found: in no band
+    ]
+    bands = {
+        (b["confidence_from"], b["confidence_to"]): b for b in read_eval.confidence_bands(outcomes)
+    }
+    assert list(bands) == [(0.0, 0.5), (0.5, 0.8), (0.8, 0.95), (0.95, 1.0)]
+    assert (bands[0.95, 1.0]["reads"], bands[0.95, 1.0]["exact"]) == (3, 2)
+    assert bands[0.95, 1.0]["exact_share"] == pytest.approx(2 / 3, abs=1e-4)
+    assert (bands[0.5, 0.8]["reads"], bands[0.5, 0.8]["exact"]) == (1, 1)
+    assert (bands[0.8, 0.95]["reads"], bands[0.8, 0.95]["exact_share"]) == (0, None)
+    assert (bands[0.0, 0.5]["reads"], bands[0.0, 0.5]["exact"]) == (1, 0)
+
+    summary = read_eval.summarise(outcomes, [], min_confidence=0.5)
+    # Wrong at >= 0.5: only YX07KLN (KM19XY is below it and BD51SMR unread: missed, not wrong).
+    assert summary["wrong_reads"] == 1
+    assert summary["confidence_bands"] == read_eval.confidence_bands(outcomes)
