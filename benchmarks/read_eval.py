@@ -21,10 +21,11 @@ also at any confidence, with a 95 % Wilson score interval for the end-to-end fig
 rate on photos of the same kind may lie: 91 of 101 plates right puts it between 83 and 95 %);
 wrong reads (a read at or above min_confidence that is not the plate: what could send someone
 after the wrong vehicle or miss the right one); how often the read is right in each band of its
-confidence (0-0.5, 0.5-0.8, 0.8-0.95, 0.95-1); character accuracy (1 - edit distance / longer
-length); ms per photo (detect + read), ms per
-plate crop read, and ms per 1280x720 frame (an evenly spaced sample of the photos resized to
-1280x720, detect + read).
+confidence (0-0.5, 0.5-0.8, 0.8-0.95, 0.95-1); had the plates been wanted, how many reads would
+have hit their plate's hotlist entry exactly or as a possible misread, and how many another
+plate's (the plates evaluated together as one hotlist); character accuracy (1 - edit distance /
+longer length); ms per photo (detect + read), ms per plate crop read, and ms per 1280x720 frame
+(an evenly spaced sample of the photos resized to 1280x720, detect + read).
 
 Labels that the plate's own registration scheme shows to be wrong (an O where only the digit 0
 can stand; benchmarks/label_errata.py) are scored as corrected, and listed in the report
@@ -34,12 +35,14 @@ can stand; benchmarks/label_errata.py) are scored as corrected, and listed in th
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import itertools
 import json
 import logging
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -50,13 +53,15 @@ import numpy as np
 
 from benchmarks.label_errata import LABEL_ERRATA, corrected_label
 from edge.calibration import default_calibration
-from edge.config import DetectorConfig, ReaderConfig
+from edge.config import DetectorConfig, HotlistConfig, ReaderConfig
 from edge.detect import make_detector
+from edge.hotlist import load_hotlists
+from edge.hotlist.csvfile import HEADER as HOTLIST_HEADER
 from edge.hotlist.matching import edit_distance
 from edge.pipeline import PlateFinder
 from edge.plates import normalise
 from edge.read import make_reader
-from edge.types import Box, Detection, PlateRead
+from edge.types import Box, Detection, MatchKind, PlateRead
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +301,7 @@ def summarise(
         "ms_per_1280x720_frame_median": _median(frame_times),
         "ms_per_1280x720_frame_p95": _p95(frame_times),
         "confidence_bands": confidence_bands(outcomes),
+        "hotlist": hotlist_hits(outcomes, min_confidence, HotlistConfig().max_distance),
     }
 
 
@@ -320,6 +326,42 @@ def confidence_bands(outcomes: Sequence[PlateOutcome]) -> list[dict]:
             }
         )
     return bands
+
+
+def hotlist_hits(
+    outcomes: Sequence[PlateOutcome], min_confidence: float, max_distance: int
+) -> dict:
+    """Would each plate have been found had it been wanted? The plates evaluated together become
+    one hotlist (a temporary file, never kept), and each plate's read (at `min_confidence`,
+    without its alternatives) is matched against it as the daemon matches a pass's read: an
+    exact hit on its own entry, a possible misread of it (look-alike characters, `max_distance`
+    other edits), or missed; a hit on another plate's entry is a false hit, the wrong vehicle."""
+    truths = sorted({o.truth for o in outcomes})
+    counts = {"entries": len(truths), "exact": 0, "possible_misread": 0, "missed": 0}
+    counts["false_hits"] = 0
+    if not truths:
+        return counts
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "evaluated-plates.csv"
+        with path.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(HOTLIST_HEADER)
+            for number, vrm in enumerate(truths):
+                row = (f"EVAL-{number}", vrm, "firearms", "none", "labelled plate", "read_eval")
+                writer.writerow((*row, "2000-01-01", "2999-12-31"))
+        hotlist = load_hotlists([path])
+    for outcome in outcomes:
+        read = outcome.predicted(min_confidence)
+        hits = hotlist.match(read, max_distance=max_distance) if read else []
+        own = [hit.kind for hit in hits if normalise(hit.entry.vrm) == outcome.truth]
+        if MatchKind.EXACT in own:
+            counts["exact"] += 1
+        elif own:
+            counts["possible_misread"] += 1
+        else:
+            counts["missed"] += 1
+        counts["false_hits"] += len(hits) - len(own)
+    return counts
 
 
 def split_filter(split: str) -> Callable[[Path, LabelledPlate], bool]:
@@ -428,6 +470,12 @@ _TABLE_ROWS = (
 )
 
 
+HOTLIST_HEADING = (
+    "had every plate been on one hotlist (the read, without alternatives, matched as the "
+    "daemon matches):"
+)
+
+
 def format_table(report: dict) -> str:
     columns = {"all": report["overall"], **report["folders"], "live 720p": report["live_frames"]}
     header = ["metric", *columns]
@@ -464,12 +512,20 @@ def format_table(report: dict) -> str:
         )
         for name in ("all", "live 720p")
     ]
+    hotlist = [
+        f"  {name}: exact {h['exact']}, possible misread {h['possible_misread']}, missed "
+        f"{h['missed']}; false hits (another plate's entry) {h['false_hits']}"
+        for name in ("all", "live 720p")
+        for h in (columns[name]["hotlist"],)
+    ]
     return "\n".join(
         [
             heading,
             *lines,
             "exact reads by the read's confidence (any confidence):",
             *bands,
+            HOTLIST_HEADING,
+            *hotlist,
             footnote,
         ]
     )

@@ -91,6 +91,9 @@ def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
     exact = round(overall["exact_accuracy"] * 3)
     assert len(report["misses"]) == 3 - exact
     assert exact >= 2, f"clean rendered UK plates misread: {report['misses']}"
+    hotlist = overall["hotlist"]
+    assert hotlist["entries"] == 3 and hotlist["exact"] == exact
+    assert hotlist["exact"] + hotlist["possible_misread"] + hotlist["missed"] == 3
     assert overall["exact_accuracy_reader_only"] >= 2 / 3
     assert 0 < overall["ms_per_crop_median"] < overall["ms_per_photo_median"]
     assert overall["ms_per_1280x720_frame_median"] > 0
@@ -104,6 +107,7 @@ def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
 
     table = read_eval.format_table(report)
     assert "detection recall" in table and "100.0%" in table and "generated" in table
+    assert read_eval.HOTLIST_HEADING in table and f"exact {hotlist['exact']}," in table
 
 
 def test_train_and_heldout_splits_partition_the_shared_sets(tmp_path):
@@ -172,3 +176,25 @@ def test_reads_are_counted_right_or_wrong_in_the_band_of_their_confidence():
     # Wrong at >= 0.5: only YX07KLN (KM19XY is below it and BD51SMR unread: missed, not wrong).
     assert summary["wrong_reads"] == 1
     assert summary["confidence_bands"] == read_eval.confidence_bands(outcomes)
+
+
+def test_reads_are_matched_against_a_hotlist_of_the_plates_evaluated_together():
+    outcomes = [
+        _outcome("AB12CDE", ("AB12CDE", 0.99)),
+        _outcome("OP01FNH", ("0P01FNH", 0.9)),  # a look-alike: a possible misread
+        _outcome("BD51SMR", ("BD51SMX", 0.9)),  # one wrong character
+        _outcome("KM19XYZ", ("KM19XYZ", 0.2)),  # below min_confidence: no read, missed
+        _outcome("LP31YRK", ("LP31YRK", 0.95)),
+        _outcome("LP01YRK", ("LP31YRK", 0.9)),  # reads as the plate above: the wrong vehicle
+    ]
+    hits = read_eval.hotlist_hits(outcomes, min_confidence=0.5, max_distance=1)
+    assert hits == {
+        "entries": 6,
+        "exact": 2,
+        "possible_misread": 3,
+        "missed": 1,
+        "false_hits": 2,  # LP31YRK read: exactly the wrong one; read right: one edit from LP01YRK
+    }
+    strict = read_eval.hotlist_hits(outcomes, min_confidence=0.5, max_distance=0)
+    assert (strict["possible_misread"], strict["missed"], strict["false_hits"]) == (1, 3, 1)
+    assert read_eval.summarise(outcomes, [], min_confidence=0.5)["hotlist"] == hits
