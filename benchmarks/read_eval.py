@@ -337,8 +337,13 @@ def hotlist_hits(
     exact hit on its own entry, a possible misread of it (look-alike characters, `max_distance`
     other edits), or missed; a hit on another plate's entry is a false hit, the wrong vehicle."""
     truths = sorted({o.truth for o in outcomes})
-    counts = {"entries": len(truths), "exact": 0, "possible_misread": 0, "missed": 0}
-    counts["false_hits"] = 0
+    counts = {
+        "entries": len(truths),
+        "exact": 0,
+        "possible_misread": 0,
+        "missed": 0,
+        "false_hits": 0,
+    }
     if not truths:
         return counts
     with tempfile.TemporaryDirectory() as folder:
@@ -503,21 +508,21 @@ def format_table(report: dict) -> str:
         "live 720p: every photo resized to a 1280x720 frame and searched as the daemon searches "
         "live video (its ms per photo is detect + read of the frame)"
     )
-    bands = [
-        f"  {name}: "
-        + "; ".join(
-            f"{band['confidence_from']:.2f}-{band['confidence_to']:.2f}: {band['exact']} of "
-            f"{band['reads']}"
-            for band in columns[name]["confidence_bands"]
+    bands, hotlist = [], []
+    for name in ("all", "live 720p"):
+        bands.append(
+            f"  {name}: "
+            + "; ".join(
+                f"{band['confidence_from']:.2f}-{band['confidence_to']:.2f}: {band['exact']} of "
+                f"{band['reads']}"
+                for band in columns[name]["confidence_bands"]
+            )
         )
-        for name in ("all", "live 720p")
-    ]
-    hotlist = [
-        f"  {name}: exact {h['exact']}, possible misread {h['possible_misread']}, missed "
-        f"{h['missed']}; false hits (another plate's entry) {h['false_hits']}"
-        for name in ("all", "live 720p")
-        for h in (columns[name]["hotlist"],)
-    ]
+        hits = columns[name]["hotlist"]
+        hotlist.append(
+            f"  {name}: exact {hits['exact']}, possible misread {hits['possible_misread']}, "
+            f"missed {hits['missed']}; false hits (another plate's entry) {hits['false_hits']}"
+        )
     return "\n".join(
         [
             heading,
