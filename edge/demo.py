@@ -80,6 +80,11 @@ def describe(role: str, message: dict) -> str:
     )
 
 
+# Both consoles' followers print; one print is two writes (text, newline), so unguarded their
+# lines can run together.
+_PRINT_LOCK = threading.Lock()
+
+
 def _follow(role: str, process: subprocess.Popen, received: list[dict]) -> None:
     assert process.stdout is not None
     for line in process.stdout:
@@ -89,7 +94,8 @@ def _follow(role: str, process: subprocess.Popen, received: list[dict]) -> None:
             continue
         if message.get("type") == "alert":
             received.append(message)
-        print(describe(role, message), flush=True)
+        with _PRINT_LOCK:
+            print(describe(role, message), flush=True)
 
 
 def main() -> int:

@@ -127,14 +127,14 @@ def holds_digit(text: str) -> bool:
     return any(c.isdigit() for c in text)
 
 
-_DIGIT_LOOK_ALIKES = {"O": "0", "I": "1"}
+_DIGIT_LOOK_ALIKES = {"O": "0", "Q": "0", "I": "1"}
 
 
 def digits_together(text: str) -> str:
-    """`text` with O and I read as 0 and 1 where the characters beside them are digits (one
-    digit beside it at either end): plates group their digits, foreign ones as UK ones do. Of
-    the 272 labelled EU and US plates in the shared photos, 92 have a 0 or 1 so placed and none
-    an O or I."""
+    """`text` with O or Q read as 0, and I as 1, where the characters beside them are digits
+    (one digit beside it at either end): plates group their digits, foreign ones as UK ones do.
+    Of the 272 labelled EU and US plates in the shared photos, 92 have a 0 or 1 so placed and
+    none an O, Q or I."""
     chars = list(text)
     for i, char in enumerate(text):
         neighbours = text[max(0, i - 1) : i] + text[i + 1 : i + 2]

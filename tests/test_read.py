@@ -249,12 +249,14 @@ def test_views_prefer_a_uk_format_only_when_nearly_as_likely() -> None:
         ("4B4O262", "4B40262"),  # between digits
         ("1B7O44O", "1B70440"),  # and after the last digit
         ("I2345", "12345"),  # before the first
+        ("6WHS9Q6", "6WHS906"),  # Q, a look-alike of 0 as O is
+        ("QX12", "QX12"),  # a Q beside a letter stays a Q
         ("HB6LOZ", "HB6LOZ"),  # among letters: either could be right, left as read
         ("RKO03AB", "RKO03AB"),  # a letter on one side
         ("O", "O"),
     ],
 )
-def test_digits_together_reads_o_and_i_among_digits_as_0_and_1(read, grouped) -> None:
+def test_digits_together_reads_o_q_and_i_among_digits_as_0_and_1(read, grouped) -> None:
     assert digits_together(read) == grouped
 
 
