@@ -43,6 +43,8 @@ class _Group:
     allowed: frozenset[str]
     min_len: int
     max_len: int
+    first: frozenset[str] | None = None
+    """What the group's first character may be, where that is narrower than `allowed`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +59,25 @@ def _g(allowed: frozenset[str], min_len: int, max_len: int | None = None) -> _Gr
     return _Group(allowed, min_len, min_len if max_len is None else max_len)
 
 
+def _number(max_len: int) -> _Group:
+    """A serial number, 1 up to `max_len` digits: never 0 and never a leading 0 (DVLA issues
+    1-999 on prefix and suffix plates, 1-9999 on dateless and Northern Ireland ones)."""
+    return _Group(_DIGIT, 1, max_len, first=_DIGIT - {"0"})
+
+
 FORMATS: tuple[_Format, ...] = (
     _Format(
         "current",
         (_g(_CURRENT_REGION, 1), _g(_CURRENT_LETTER, 1), _g(_DIGIT, 2), _g(_CURRENT_LETTER, 3)),
         3,
     ),
-    _Format("prefix", (_g(_YEAR_LETTER, 1), _g(_DIGIT, 1, 3), _g(_SERIES_LETTER, 3)), 2),
-    _Format("suffix", (_g(_SERIES_LETTER, 3), _g(_DIGIT, 1, 3), _g(_YEAR_LETTER, 1)), 1),
+    _Format("prefix", (_g(_YEAR_LETTER, 1), _number(3), _g(_SERIES_LETTER, 3)), 2),
+    _Format("suffix", (_g(_SERIES_LETTER, 3), _number(3), _g(_YEAR_LETTER, 1)), 1),
     # Northern Ireland: an optional serial letter, a two-letter area code containing I or Z,
     # then up to four digits. The code is checked separately (see _fits_ni_code).
-    _Format("northern_ireland", (_g(_LETTER, 2, 3), _g(_DIGIT, 1, 4)), 1),
-    _Format("dateless", (_g(_LETTER, 1, 3), _g(_DIGIT, 1, 4)), 1),
-    _Format("dateless", (_g(_DIGIT, 1, 4), _g(_LETTER, 1, 3)), 1),
+    _Format("northern_ireland", (_g(_LETTER, 2, 3), _number(4)), 1),
+    _Format("dateless", (_g(_LETTER, 1, 3), _number(4)), 1),
+    _Format("dateless", (_number(4), _g(_LETTER, 1, 3)), 1),
 )
 """Most specific first: a text fitting several (e.g. 'ABZ1234') takes the first name."""
 
@@ -83,11 +91,17 @@ class _Template:
     group_lengths: tuple[int, ...]
 
 
+def _group_slots(group: _Group, length: int) -> tuple[frozenset[str], ...]:
+    if group.first is None:
+        return (group.allowed,) * length
+    return (group.first,) + (group.allowed,) * (length - 1)
+
+
 def _expand(fmt: _Format) -> list[_Template]:
     templates: list[_Template] = [_Template(fmt, (), ())]
     for group in fmt.groups:
         templates = [
-            _Template(fmt, t.slots + (group.allowed,) * n, t.group_lengths + (n,))
+            _Template(fmt, t.slots + _group_slots(group, n), t.group_lengths + (n,))
             for t in templates
             for n in range(group.min_len, group.max_len + 1)
         ]

@@ -43,6 +43,12 @@ def _random_vrm(seed: int, style: str | None) -> str:
         ("A1", "dateless"),
         ("ABZ1234", "northern_ireland"),
         ("XI42", "northern_ireland"),
+        ("A012BCD", None),  # serial numbers never start with 0 (1-999, 1-9999)...
+        ("ABC0", None),
+        ("ABZ0123", None),
+        ("0123AB", None),
+        ("ABC10", "dateless"),  # ...though they hold zeros
+        ("AB02CDE", "current"),  # the age identifier is not a serial number
         ("AB12CD", None),
         ("AI12CDE", None),  # current format never uses I
         ("AB12CDQ", None),  # nor Q
@@ -86,6 +92,8 @@ def test_normalise() -> None:
         ("SMOILMF", ("SM01LMF", "current")),  # both age-identifier digits read as letters
         ("ABC12ED", ("ABC123D", "suffix")),  # E and 3 look alike; a digit belongs there
         ("K179658", ("K179658", None)),  # a foreign plate is kept as read, not forced
+        ("CCV020", ("CCV020", None)),  # a serial number never starts with 0: not dateless
+        ("N0RTH", ("N0RTH", None)),  # nor is a word with an O read as 0 a prefix plate
         ("ZZZZZZZZ", ("ZZZZZZZZ", None)),
     ],
 )
