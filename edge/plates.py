@@ -27,9 +27,11 @@ def _without(excluded: str) -> frozenset[str]:
 
 _DIGIT = frozenset(DIGITS)
 _LETTER = frozenset(LETTERS)
-# Current (2001-): memory tag (region letter never I, Q or Z), age identifier, random letters
-# (never I or Q).
-_CURRENT_REGION = _without("IQZ")
+# Current (2001-): memory tag, age identifier, random letters (never I or Q). The tag's region
+# letter is one DVLA uses (X for export; never I, J, Q, T, U or Z), its local letter never I,
+# Q or Z.
+_CURRENT_REGION = _without("IJQTUZ")
+_CURRENT_LOCAL = _without("IQZ")
 _CURRENT_LETTER = _without("IQ")
 # Prefix (1983-2001) and suffix (1963-1983): the year letter is never I, O, U or Z; Q is kept
 # for Q plates.
@@ -68,7 +70,7 @@ def _number(max_len: int) -> _Group:
 FORMATS: tuple[_Format, ...] = (
     _Format(
         "current",
-        (_g(_CURRENT_REGION, 1), _g(_CURRENT_LETTER, 1), _g(_DIGIT, 2), _g(_CURRENT_LETTER, 3)),
+        (_g(_CURRENT_REGION, 1), _g(_CURRENT_LOCAL, 1), _g(_DIGIT, 2), _g(_CURRENT_LETTER, 3)),
         3,
     ),
     _Format("prefix", (_g(_YEAR_LETTER, 1), _number(3), _g(_SERIES_LETTER, 3)), 2),

@@ -52,6 +52,9 @@ def _random_vrm(seed: int, style: str | None) -> str:
         ("AB12CD", None),
         ("AI12CDE", None),  # current format never uses I
         ("AB12CDQ", None),  # nor Q
+        ("TA12CDE", None),  # no region has the letter T (nor I, J, Q, U, Z)
+        ("AZ12CDE", None),  # Z is never a local letter, only a random one
+        ("XA12CDZ", "current"),  # X: export
         ("ABC12345", None),
         ("12345", None),
         ("", None),
