@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -55,7 +56,7 @@ from benchmarks.label_errata import LABEL_ERRATA, corrected_label
 from edge.calibration import default_calibration
 from edge.config import DetectorConfig, HotlistConfig, ReaderConfig
 from edge.detect import make_detector
-from edge.hotlist import load_hotlists
+from edge.hotlist import load_hotlists, plausible_misreads
 from edge.hotlist.csvfile import HEADER as HOTLIST_HEADER
 from edge.hotlist.matching import edit_distance
 from edge.pipeline import PlateFinder
@@ -144,8 +145,10 @@ def char_accuracy(predicted: str, truth: str) -> float:
     return 1.0 - edit_distance(predicted, truth) / max(len(predicted), len(truth), 1)
 
 
-Read = tuple[str, float]
-"""A read's text and confidence."""
+class Read(NamedTuple):
+    text: str
+    confidence: float
+    char_confidences: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +174,14 @@ class PlateOutcome:
 
 def _best_text(reads: Iterable[Read], min_confidence: float) -> str:
     best = _best_read(reads, min_confidence)
-    return best[0] if best else ""
+    return best.text if best else ""
 
 
 def _best_read(reads: Iterable[Read], min_confidence: float) -> Read | None:
     return max(
-        (read for read in reads if read[1] >= min_confidence), key=lambda r: r[1], default=None
+        (read for read in reads if read.confidence >= min_confidence),
+        key=lambda r: r.confidence,
+        default=None,
     )
 
 
@@ -187,7 +192,7 @@ def _timed(function: Callable, *args):
 
 
 def _as_read(read: PlateRead | None) -> Read | None:
-    return (read.text, read.confidence) if read is not None else None
+    return Read(read.text, read.confidence, read.char_confidences) if read is not None else None
 
 
 def evaluate_plate(finder: PlateFinder, plate: LabelledPlate, image: np.ndarray) -> PlateOutcome:
@@ -301,7 +306,7 @@ def summarise(
         "ms_per_1280x720_frame_median": _median(frame_times),
         "ms_per_1280x720_frame_p95": _p95(frame_times),
         "confidence_bands": confidence_bands(outcomes),
-        "hotlist": hotlist_hits(outcomes, min_confidence, HotlistConfig().max_distance),
+        "hotlist": hotlist_hits(outcomes, min_confidence, HotlistConfig()),
     }
 
 
@@ -312,9 +317,9 @@ def confidence_bands(outcomes: Sequence[PlateOutcome]) -> list[dict]:
     bands = []
     for low, high in itertools.pairwise((0.0, *CONFIDENCE_BAND_EDGES, 1.0)):
         inside = [
-            text == truth
-            for (text, confidence), truth in best
-            if low <= confidence < high or (high == 1.0 and confidence == 1.0)
+            read.text == truth
+            for read, truth in best
+            if low <= read.confidence < high or (high == 1.0 and read.confidence == 1.0)
         ]
         bands.append(
             {
@@ -329,13 +334,14 @@ def confidence_bands(outcomes: Sequence[PlateOutcome]) -> list[dict]:
 
 
 def hotlist_hits(
-    outcomes: Sequence[PlateOutcome], min_confidence: float, max_distance: int
+    outcomes: Sequence[PlateOutcome], min_confidence: float, config: HotlistConfig
 ) -> dict:
     """Would each plate have been found had it been wanted? The plates evaluated together become
     one hotlist (a temporary file, never kept), and each plate's read (at `min_confidence`,
     without its alternatives) is matched against it as the daemon matches a pass's read: an
-    exact hit on its own entry, a possible misread of it (look-alike characters, `max_distance`
-    other edits), or missed; a hit on another plate's entry is a false hit, the wrong vehicle."""
+    exact hit on its own entry, a possible misread of it (look-alike characters, up to
+    `config.max_distance` other edits of which the reader was in doubt), or missed; a hit on
+    another plate's entry is a false hit, the wrong vehicle."""
     truths = sorted({o.truth for o in outcomes})
     counts = {
         "entries": len(truths),
@@ -356,8 +362,14 @@ def hotlist_hits(
                 writer.writerow((*row, "2000-01-01", "2999-12-31"))
         hotlist = load_hotlists([path])
     for outcome in outcomes:
-        read = outcome.predicted(min_confidence)
-        hits = hotlist.match(read, max_distance=max_distance) if read else []
+        read = _best_read(outcome.reads, min_confidence)
+        hits = []
+        if read is not None and read.text:
+            hits = plausible_misreads(
+                hotlist.match(read.text, max_distance=config.max_distance),
+                PlateRead(read.text, read.confidence, read.char_confidences),
+                config.misread_doubt_below,
+            )
         own = [hit.kind for hit in hits if normalise(hit.entry.vrm) == outcome.truth]
         if MatchKind.EXACT in own:
             counts["exact"] += 1

@@ -25,7 +25,7 @@ from edge.alerts import AlertPublisher, encode_evidence
 from edge.calibration import Calibration, RegionOfInterest, default_calibration, load_calibration
 from edge.config import CameraConfig, DetectorConfig, EdgeConfig, ReaderConfig, load_config
 from edge.detect import make_detector, moved
-from edge.hotlist import HotlistWatcher, RepeatAlerts, alerting_hits
+from edge.hotlist import HotlistWatcher, RepeatAlerts, alerting_hits, plausible_misreads
 from edge.motion import MotionGate, merge_overlapping
 from edge.plates import holds_digit
 from edge.read import make_reader
@@ -394,6 +394,7 @@ class Pipeline:
             hits = self.hotlists.current.match(
                 vehicle.read.text, alternatives, max_distance=self.config.hotlists.max_distance
             )
+            hits = plausible_misreads(hits, vehicle.read, self.config.hotlists.misread_doubt_below)
             hits = alerting_hits(hits, self.config.hotlists.fuzzy_alert)
             new_hits = self.repeat_alerts.new_hits(vehicle.camera_id, hits, vehicle.first_seen)
             if len(new_hits) < len(hits):

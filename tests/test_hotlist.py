@@ -24,13 +24,14 @@ from edge.hotlist import (
     check_files,
     csvfile,
     load_hotlists,
+    plausible_misreads,
 )
 from edge.hotlist.csvfile import from_days, parse_file
 from edge.hotlist.index import CLASS_TRANSLATION, CONFUSION_GROUPS
 from edge.hotlist.matching import edit_distance, loading_threads
 from edge.hotlist.watcher import RELOAD_NICENESS
 from edge.plates import normalise
-from edge.types import Activation, Marker, MatchKind, Role
+from edge.types import Activation, Marker, MatchKind, PlateRead, Role
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "hotlists" / "sample.csv"
@@ -322,6 +323,36 @@ def test_alerting_hits_applies_fuzzy_alert_per_marker(hotlist):
     assert len(alerting_hits(hotlist.match("QZ22DEX"), {**config, Marker.DRUGS: True})) == 1
     assert len(alerting_hits(hotlist.match("2Z99FAK"), config)) == 1
     assert len(alerting_hits(hotlist.match("QQ11A8C"), {})) == 1, "unconfigured markers alert"
+
+
+def _read(text: str, *unsure: int, alternatives: tuple[str, ...] = ()) -> PlateRead:
+    """`text` read at 0.999 but for the positions `unsure`, read at 0.6."""
+    confidences = tuple(0.6 if i in unsure else 0.999 for i in range(len(text)))
+    return PlateRead(text, min(confidences), confidences, tuple((a, 0.5) for a in alternatives))
+
+
+@pytest.mark.parametrize(
+    ("read", "kept"),
+    [
+        (_read("QQ11ABC"), True),  # exact hits always count
+        (_read("QQ11ABD"), False),  # the D read sure: no misread of QQ11ABC
+        (_read("QQ11ABD", 6), True),  # ... the D in doubt: possibly one
+        (_read("QQ11A8C"), True),  # a look-alike (B/8), however sure
+        (_read("Q11ABC"), True),  # a character missing
+        (_read("QQ11ABCX"), False),  # one extra, read sure
+        (_read("QQ11ABCX", 7), True),  # ... in doubt
+        (_read("QQQ11ABC"), False),  # an extra in a run of Qs, each read sure
+        (_read("QQQ11ABC", 0), True),  # ... one of them in doubt: it may be the extra one
+        (_read("XQ11ABD", 0, alternatives=("QQ11ABD",)), False),  # via an alternative: D sure
+        (_read("QQ11ABDX", alternatives=("QQ11ABD",)), True),  # an alternative of another length
+    ],
+)
+def test_a_misread_needs_the_reader_in_doubt_of_the_character_it_differs_by(hotlist, read, kept):
+    alternatives = [text for text, _ in read.alternatives]
+    hits = [h for h in hotlist.match(read.text, alternatives) if h.entry.entry_id == "B-1"]
+    assert hits, "the read is within one edit of B-1 (QQ11ABC)"
+    assert plausible_misreads(hits, read, doubt_below=0.999) == (hits if kept else [])
+    assert plausible_misreads(hits, read, doubt_below=None) == hits, "None counts every hit"
 
 
 def test_a_possible_misread_of_an_entry_the_camera_just_alerted_on_does_not_alert_again(hotlist):
@@ -684,3 +715,19 @@ def test_benchmark_list_is_valid_and_its_misreads_are_found(tmp_path):
     result = run(entries=2000, queries=200, seed=2)
     assert result["entries"] == 2000
     assert result["fuzzy_found"] == 1.0
+    shares = result["unlisted_misread_hit_share"]
+    assert 0 <= shares["max_distance_0"] <= shares["max_distance_1"] <= 1
+
+
+def test_the_misread_benchmark_reads_rendered_plates_and_counts_hits_with_and_without_doubt():
+    from benchmarks.misread_hits import run as run_misread_hits
+
+    report = run_misread_hits(plates=40, entries=[20_000])
+    own = report["synthetic_uk"]
+    assert own["plates"] == own["read_exactly"] + own["read_wrong"] == 40
+    assert own["read_exactly"] >= 30, "the reader reads most rendered UK plates exactly"
+    assert own["found_with_doubt"] <= own["found_as_possible_misread"] <= own["read_wrong"]
+    (random_list,) = report["synthetic_uk_against_random_lists"]
+    assert random_list["entries"] == 20_000 and random_list["reads"] >= 30
+    shares = random_list["share_with_false_hit_with_doubt"], random_list["share_with_false_hit"]
+    assert 0 <= shares[0] <= shares[1] <= 1

@@ -179,6 +179,54 @@ def test_a_vehicle_read_again_in_part_after_its_alert_is_not_alerted_twice(tmp_p
     assert alerted == [("KH01HOK", MatchKind.EXACT), ("H01HOK", MatchKind.POSSIBLE_MISREAD)]
 
 
+@pytest.mark.parametrize(("doubt_below", "alerts"), [(None, 2), (0.999, 1)])
+def test_with_misread_doubt_a_character_read_for_sure_is_no_possible_misread(
+    tmp_path, doubt_below, alerts
+):
+    hotlist = tmp_path / "hotlist.csv"
+    hotlist.write_text(
+        "entry_id,vrm,markers,action,information,source,added,expires\n"
+        "G-1,KH01HOK,gangs,follow and stop,fictitious (test),test,2026-01-01,2099-01-01\n"
+    )
+    config = EdgeConfig.model_validate(
+        {
+            "cameras": [{"id": "cam1", "source": str(tmp_path / "unused.mp4")}],
+            "hotlists": {"paths": [str(hotlist)], "misread_doubt_below": doubt_below},
+            "alerts": {"insecure": True, "bind": "tcp://127.0.0.1:0",
+                       "journal": str(tmp_path / "journal.sqlite")},
+        }
+    )  # fmt: skip
+    alerted: list[str] = []
+    pipeline = Pipeline(
+        config,
+        on_alert=lambda activation, alert_id, at: alerted.append(activation.vehicle.read.text),
+    )
+    image = street()
+
+    def vehicle(text: str, confidences: tuple[float, ...], first_seen: float) -> VehicleRead:
+        return VehicleRead(
+            camera_id="cam1",
+            track_id=int(first_seen),
+            read=PlateRead(text, min(confidences), confidences),
+            captured_at=first_seen + 0.5,
+            first_seen=first_seen,
+            last_seen=first_seen + 1.0,
+            box=(100, 100, 120, 30),
+            plate_crop=image[100:130, 100:220],
+            overview=image,
+        )
+
+    pipeline.publisher.start()
+    try:
+        # Another vehicle, one character from the entry, every character read for sure...
+        pipeline._on_vehicle(vehicle("KH01HOX", (1.0,) * 7, first_seen=1000.0))
+        # ... and one whose last character the reader doubted: possibly the wanted one.
+        pipeline._on_vehicle(vehicle("KH01HOX", (1.0,) * 6 + (0.7,), first_seen=2000.0))
+    finally:
+        pipeline.publisher.close()
+    assert alerted == ["KH01HOX"] * alerts
+
+
 class BlindToSmallSearches:
     """The real text detector, except that a part searched alone finds nothing: as the text
     detector often does on real plates that fill a small window (tests/test_detect.py measures

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import read_eval
 from benchmarks.read_eval import LabelError, char_accuracy, iou, load_labels
+from edge.config import HotlistConfig
 from edge.read import DEFAULT_MODEL as READER_MODEL
 from tests.test_detect import plate_scene
 
@@ -140,12 +141,12 @@ def test_wilson_interval_narrows_with_more_plates_around_the_rate():
     assert small[0] < large[0] < 0.901 < large[1] < small[1]
 
 
-def _outcome(truth: str, *reads: tuple[str, float]) -> read_eval.PlateOutcome:
+def _outcome(truth: str, *reads: tuple) -> read_eval.PlateOutcome:
     return read_eval.PlateOutcome(
         name=f"{truth}.jpg",
         truth=truth,
         detected=bool(reads),
-        reads=reads,
+        reads=tuple(read_eval.Read(*read) for read in reads),
         reader_only=None,
         photo_ms=1.0,
         read_ms=(),
@@ -187,7 +188,7 @@ def test_reads_are_matched_against_a_hotlist_of_the_plates_evaluated_together():
         _outcome("LP31YRK", ("LP31YRK", 0.95)),
         _outcome("LP01YRK", ("LP31YRK", 0.9)),  # reads as the plate above: the wrong vehicle
     ]
-    hits = read_eval.hotlist_hits(outcomes, min_confidence=0.5, max_distance=1)
+    hits = read_eval.hotlist_hits(outcomes, min_confidence=0.5, config=HotlistConfig())
     assert hits == {
         "entries": 6,
         "exact": 2,
@@ -195,6 +196,19 @@ def test_reads_are_matched_against_a_hotlist_of_the_plates_evaluated_together():
         "missed": 1,
         "false_hits": 2,  # LP31YRK read: exactly the wrong one; read right: one edit from LP01YRK
     }
-    strict = read_eval.hotlist_hits(outcomes, min_confidence=0.5, max_distance=0)
+    strict = read_eval.hotlist_hits(outcomes, 0.5, HotlistConfig(max_distance=0))
     assert (strict["possible_misread"], strict["missed"], strict["false_hits"]) == (1, 3, 1)
     assert read_eval.summarise(outcomes, [], min_confidence=0.5)["hotlist"] == hits
+
+
+def test_a_wrong_character_read_for_sure_is_no_possible_misread_of_another_entry():
+    sure, unsure = (1.0,) * 7, (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.6)
+    outcomes = [
+        _outcome("BD51SMR", ("BD51SMR", 0.99, sure)),
+        _outcome("BD51SMX", ("BD51SMX", 0.99, sure)),  # one edit from BD51SMR: both read sure
+        _outcome("YX07KLM", ("YX07KLN", 0.9, unsure)),  # N in doubt: a misread of YX07KLM
+    ]
+    doubted = read_eval.hotlist_hits(outcomes, 0.5, HotlistConfig(misread_doubt_below=0.999))
+    assert (doubted["exact"], doubted["possible_misread"], doubted["false_hits"]) == (2, 1, 0)
+    every_edit = read_eval.hotlist_hits(outcomes, 0.5, HotlistConfig())  # the default: off
+    assert (every_edit["possible_misread"], every_edit["false_hits"]) == (1, 2)

@@ -2,7 +2,7 @@
 
 - `csvfile`: reading and checking one CSV file into compact columns.
 - `index`: constant-time key lookup and the misread (confusion class) keys.
-- `matching`: `Hotlist`, `load_hotlists`, `alerting_hits`, `RepeatAlerts`.
+- `matching`: `Hotlist`, `load_hotlists`, `alerting_hits`, `plausible_misreads`, `RepeatAlerts`.
 - `watcher`: `HotlistWatcher`, live reload for the daemon.
 - `check`: `anpr-edge hotlist check`.
 """
@@ -15,6 +15,7 @@ from edge.hotlist.matching import (
     RepeatAlerts,
     alerting_hits,
     load_hotlists,
+    plausible_misreads,
 )
 from edge.hotlist.watcher import HotlistWatcher
 
@@ -27,4 +28,5 @@ __all__ = [
     "alerting_hits",
     "check_files",
     "load_hotlists",
+    "plausible_misreads",
 ]

@@ -39,7 +39,7 @@ from edge.hotlist.index import (
     value_bits,
 )
 from edge.plates import normalise
-from edge.types import Hit, HotlistEntry, Marker, MatchKind
+from edge.types import Hit, HotlistEntry, Marker, MatchKind, PlateRead
 
 logger = logging.getLogger(__name__)
 
@@ -408,6 +408,43 @@ def alerting_hits(hits: Sequence[Hit], fuzzy_alert: Mapping[Marker, bool]) -> li
         if hit.kind is MatchKind.EXACT
         or any(fuzzy_alert.get(marker, True) for marker in hit.entry.markers)
     ]
+
+
+def plausible_misreads(
+    hits: Sequence[Hit], read: PlateRead, doubt_below: float | None
+) -> list[Hit]:
+    """Exact hits, and the possible misreads the reader's own doubt allows.
+
+    A read within one missing, extra or wrong character of an entry is a possible misread of
+    it; on a big list most reads are, by chance. A wrong or extra character the reader was sure
+    of (its character confidence at least `doubt_below`) is no misread, so such a hit is
+    dropped. Confusable swaps (O/0...) and a missing character are always kept, as are hits on
+    an alternative of another length, whose characters have no confidence of their own.
+    `doubt_below` None keeps every hit.
+    """
+    if doubt_below is None:
+        return list(hits)
+    return [
+        hit
+        for hit in hits
+        if hit.kind is MatchKind.EXACT or not _sure_of_the_edit(hit, read, doubt_below)
+    ]
+
+
+def _sure_of_the_edit(hit: Hit, read: PlateRead, doubt_below: float) -> bool:
+    """Whether the one wrong or extra character that separates the hit's text from its entry
+    (over confusion classes) was read at least `doubt_below` sure."""
+    text = hit.matched_text
+    if len(text) != len(read.text) or len(read.char_confidences) != len(text):
+        return False
+    ours, theirs = text.translate(CLASS_TRANSLATION), hit.entry.vrm.translate(CLASS_TRANSLATION)
+    if len(ours) == len(theirs):
+        edited = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
+    elif len(ours) == len(theirs) + 1:
+        edited = [i for i in range(len(ours)) if ours[:i] + ours[i + 1 :] == theirs]
+    else:
+        return False
+    return bool(edited) and min(read.char_confidences[i] for i in edited) >= doubt_below
 
 
 class RepeatAlerts:
