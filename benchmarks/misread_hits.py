@@ -46,6 +46,8 @@ from models.build.reader_data import (
 
 SEED = 11
 """Not a training seed (those are 1-19) nor eval_reader's (2026)."""
+LIST_SEED = 911
+"""The random lists' own stream, independent of the plates'."""
 
 
 def one_read_passes(
@@ -94,7 +96,7 @@ def false_hits(reads: Sequence[PlateRead | None], entries: int, config: HotlistC
     """The share of reads with a possible-misread hit on a list that names none of them."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "random.csv"
-        write_fictitious_list(path, entries, seed=SEED)
+        write_fictitious_list(path, entries, seed=LIST_SEED)
         hotlist = load_hotlists([path])
     read = [r for r in reads if r is not None and not hotlist.exact_matches(r.text)]
     shares = {}

@@ -365,7 +365,12 @@ class Pipeline:
         self.config = config
         self.on_read = on_read
         self.on_alert = on_alert
-        self.hotlists = HotlistWatcher(config.hotlists.paths, config.hotlists.reload_interval_s)
+        self.hotlists = HotlistWatcher(
+            config.hotlists.paths,
+            config.hotlists.reload_interval_s,
+            max_distance=config.hotlists.max_distance,
+            misread_doubt_below=config.hotlists.misread_doubt_below,
+        )
         self.repeat_alerts = RepeatAlerts(config.tracking.repeat_window_s)
         self.publisher = AlertPublisher(config.alerts)
         self.detector, self.reader = make_detector(config.detector), make_reader(config.reader)

@@ -731,3 +731,26 @@ def test_the_misread_benchmark_reads_rendered_plates_and_counts_hits_with_and_wi
     assert random_list["entries"] == 20_000 and random_list["reads"] >= 30
     shares = random_list["share_with_false_hit_with_doubt"], random_list["share_with_false_hit"]
     assert 0 <= shares[0] <= shares[1] <= 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "warned"),
+    [({}, True), ({"misread_doubt_below": 0.999}, False), ({"max_distance": 0}, False)],
+)
+def test_a_list_crowded_enough_to_flag_passing_vehicles_by_chance_is_loaded_with_a_warning(
+    tmp_path, caplog, settings, warned
+):
+    big = tmp_path / "big.csv"
+    write_fictitious_list(big, 300_000, seed=4)  # a possible misread of ~6% of random reads
+    caplog.set_level(logging.INFO, logger="edge.hotlist")
+    HotlistWatcher([big], interval_s=60, **settings)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert bool(warnings) is warned
+    if warned:
+        assert "300000 entries" in warnings[0] and "possible misread" in warnings[0]
+
+
+def test_a_small_list_loads_without_a_warning(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="edge.hotlist")
+    HotlistWatcher([write(tmp_path / "small.csv", row("A-1", "ZZ99FAK"))], interval_s=60)
+    assert [r.levelno for r in caplog.records] == [logging.INFO], "only 'hotlist loaded'"

@@ -431,6 +431,42 @@ def plausible_misreads(
     ]
 
 
+def random_current_style_vrms(rng: np.random.Generator, count: int) -> list[str]:
+    """`count` random registrations in the current style ("AB12CDE"), letters and digits drawn
+    uniformly: stand-ins for passing traffic."""
+    vrms = np.empty((count, 7), np.uint8)
+    vrms[:, [0, 1, 4, 5, 6]] = rng.integers(ord("A"), ord("Z") + 1, (count, 5))
+    vrms[:, [2, 3]] = rng.integers(ord("0"), ord("9") + 1, (count, 2))
+    return [row.tobytes().decode() for row in vrms]
+
+
+CHANCE_SAMPLES = 500
+_CHANCE_SEED = 20261204
+"""Fixed, so a list's estimate is the same at every load; not a small number, so that it draws
+independently of lists generated from small seeds (benchmarks.hotlist)."""
+
+
+def chance_misread_share(
+    hotlist: Hotlist,
+    max_distance: int,
+    doubt_below: float | None,
+    *,
+    samples: int = CHANCE_SAMPLES,
+    at: dt.date | None = None,
+) -> float:
+    """The share of vehicles not on `hotlist`, read exactly and for sure, that it would still
+    report as a possible misread of an entry, estimated on `samples` random current-style
+    registrations (real traffic clusters, so it is a low estimate on a real list)."""
+    vrms = random_current_style_vrms(np.random.default_rng(_CHANCE_SEED), samples)
+    passing = [vrm for vrm in vrms if not hotlist.exact_matches(vrm, at)]
+    flagged = 0
+    for vrm in passing:
+        hits = hotlist.match(vrm, max_distance=max_distance, at=at)
+        sure = PlateRead(vrm, 1.0, (1.0,) * len(vrm))
+        flagged += bool(plausible_misreads(hits, sure, doubt_below))
+    return flagged / len(passing) if passing else 0.0
+
+
 def _sure_of_the_edit(hit: Hit, read: PlateRead, doubt_below: float) -> bool:
     """Whether the one wrong or extra character that separates the hit's text from its entry
     (over confusion classes) was read at least `doubt_below` sure."""

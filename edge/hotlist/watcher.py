@@ -9,12 +9,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.hotlist.matching import Hotlist, HotlistError, load_hotlists
+from edge.hotlist.matching import Hotlist, HotlistError, chance_misread_share, load_hotlists
 
 logger = logging.getLogger(__name__)
 
 Signature = tuple[tuple[int, int, int] | None, ...]
 """Per file: (inode, size, mtime in ns), or None while the file is missing."""
+CHANCE_MISREAD_WARNING = 0.01
+"""A list on which at least this share of passing vehicles nobody wants would be reported as a
+possible misread of an entry is loaded with a warning."""
 RELOAD_NICENESS = 10
 """Scheduling niceness of background reloads (Linux): a reload uses every core for a while, and
 the live pipeline must keep priority over it."""
@@ -41,9 +44,18 @@ class HotlistWatcher:
     written in place is loaded once it has stopped changing for one polling interval.
     """
 
-    def __init__(self, paths: Sequence[Path], interval_s: float):
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        interval_s: float,
+        *,
+        max_distance: int = 1,
+        misread_doubt_below: float | None = None,
+    ):
         self.paths = [Path(path) for path in paths]
         self.interval_s = interval_s
+        self.max_distance = max_distance
+        self.misread_doubt_below = misread_doubt_below
         self._loaded = _signature(self.paths)
         self._current = load_hotlists(self.paths)
         self._seen = self._loaded
@@ -109,3 +121,13 @@ class HotlistWatcher:
             len(self.paths),
             ", ".join(f"{marker} {count}" for marker, count in counts.items()),
         )
+        chance = chance_misread_share(self._current, self.max_distance, self.misread_doubt_below)
+        if chance >= CHANCE_MISREAD_WARNING:
+            logger.warning(
+                "hotlist of %d entries: about %.0f%% of passing vehicles not on it would still "
+                "be reported as a possible misread of an entry (estimated on random "
+                "registrations; real traffic crowds more). hotlists.misread_doubt_below or "
+                "max_distance 0 reduce that: README.md, 'Possible misreads on big lists'",
+                len(self._current),
+                100 * chance,
+            )
