@@ -20,6 +20,7 @@ import select
 import sys
 import time
 from collections import deque
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -318,6 +319,39 @@ def _age(timestamp: object) -> str:
     return f"  ({max(0.0, time.time() - timestamp):.1f} s ago)"
 
 
+def misread_differences(read: dict, matched_text: str, vrm: str) -> str:
+    """Where a possible misread differs from the entry's VRM, character by character, with how
+    sure the reader was of each character it read there (when the hit is on the read itself,
+    not an alternative): 'character 7 read F (0.62 sure), entry E'. Characters are counted
+    from 1 along the text that hit."""
+    confidences = read.get("char_confidences") or []
+    with_confidence = matched_text == read.get("text") and len(confidences) == len(matched_text)
+    parts = []
+    opcodes = SequenceMatcher(None, matched_text, vrm, autojunk=False).get_opcodes()
+    for operation, i1, i2, j1, j2 in opcodes:
+        if operation == "equal":
+            continue
+        seen, wanted = matched_text[i1:i2], vrm[j1:j2]
+        sure = (
+            " (" + "/".join(f"{c:.2f}" for c in confidences[i1:i2]) + " sure)"
+            if seen and with_confidence
+            else ""
+        )
+        where = f"character {i1 + 1}" if i2 - i1 <= 1 else f"characters {i1 + 1}-{i2}"
+        if operation == "replace":
+            parts.append(f"{where} read {seen}{sure}, entry {wanted}")
+        elif operation == "delete":
+            parts.append(f"{where} read {seen}{sure}, not in the entry")
+        else:
+            place = f"before character {i1 + 1}" if i1 < len(matched_text) else "at the end"
+            parts.append(f"entry's {wanted} {place} not read")
+    if matched_text == read.get("text"):
+        return "; ".join(parts)
+    return f"alternative reading {matched_text}" + (
+        ": " + "; ".join(parts) if parts else " spells it"
+    )
+
+
 def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
     """A readable block for a terminal."""
     read = alert.get("read") or {}
@@ -355,6 +389,11 @@ def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
         )
         lines += [
             f"  Hotlist       {entry.get('vrm')} [{kind}] markers {', '.join(entry.get('markers') or [])}",
+        ]
+        if hit.get("kind") != "exact" and entry.get("vrm") and hit.get("matched_text"):
+            differences = misread_differences(read, hit["matched_text"], entry["vrm"])
+            lines.append(f"    Differs     {differences}")
+        lines += [
             f"    Action      {entry.get('action')}",
             f"    Information {entry.get('information')}",
             (

@@ -22,7 +22,13 @@ import zmq
 
 from edge.alerts import AlertPublisher, dump_message
 from edge.config import EdgeConfig
-from edge.console import MAX_ACK_BATCH, ConsoleClient, DecisionPrompt, run_console
+from edge.console import (
+    MAX_ACK_BATCH,
+    ConsoleClient,
+    DecisionPrompt,
+    misread_differences,
+    run_console,
+)
 from edge.decisions import DecisionError, record_decision, verify_decision_log
 from edge.decisions import main as decisions_main
 from edge.keys import write_keypair
@@ -175,6 +181,7 @@ def test_readable_console_shows_what_the_commander_needs(daemon):
         "FIREARMS, GANGS",
         "POSSIBLE MISREAD",
         "FA11AAA",
+        "Differs     character 7 read A (0.99 sure), entry X",
         "confidence 0.91",
         "AB12CDF 0.05",
         "TFC to decide",
@@ -429,3 +436,28 @@ def test_shown_ids_survive_a_line_cut_short(bare_daemon, tmp_path):
         assert bare_daemon.acked_ids(1) == [["new-alert"]]
     finally:
         restarted.close()
+
+
+@pytest.mark.parametrize(
+    ("read", "matched", "vrm", "described"),
+    [
+        (("KH01HOX", [1, 1, 1, 1, 1, 1, 0.62]), "KH01HOX", "KH01HOK",
+         "character 7 read X (0.62 sure), entry K"),
+        (("H01HOK", [1] * 6), "H01HOK", "KH01HOK", "entry's K before character 1 not read"),
+        (("KH01HO", [1] * 6), "KH01HO", "KH01HOK", "entry's K at the end not read"),
+        (("KH01HOKX", [1] * 7 + [0.5]), "KH01HOKX", "KH01HOK",
+         "character 8 read X (0.50 sure), not in the entry"),
+        (("KH0IHOK", [1] * 7), "KH0IHOK", "KHO1HOK",
+         "characters 3-4 read 0I (1.00/1.00 sure), entry O1"),
+        (("XH01HOK", [0.4] + [1] * 6), "KH01HOK", "KH01HOK", "alternative reading KH01HOK spells it"),
+        (("XH01HOK", [0.4] + [1] * 6), "KH01H0K", "KH01HOK",
+         "alternative reading KH01H0K: character 6 read 0, entry O"),
+    ],
+)  # fmt: skip
+def test_a_possible_misread_says_where_it_differs_and_how_sure_the_reader_was(
+    read, matched, vrm, described
+):
+    text, confidences = read
+    assert misread_differences({"text": text, "char_confidences": confidences}, matched, vrm) == (
+        described
+    )
