@@ -416,7 +416,7 @@ def plausible_misreads(
     """Exact hits, and the possible misreads the reader's own doubt allows.
 
     A read within one missing, extra or wrong character of an entry is a possible misread of
-    it; on a big list most reads are, by chance. A wrong or extra character the reader was sure
+    it; on a big list many reads are, by chance. A wrong or extra character the reader was sure
     of (its character confidence at least `doubt_below`) is no misread, so such a hit is
     dropped. Confusable swaps (O/0...) and a missing character are always kept, as are hits on
     an alternative of another length, whose characters have no confidence of their own.
