@@ -699,7 +699,10 @@ def test_check_files_reports_past_dates_that_the_loader_only_skips(tmp_path, cap
 
 def test_cli_hotlist_check_exit_codes(tmp_path, capsys):
     assert cli_main(["hotlist", "check", str(SAMPLE)]) == 0
-    assert "8 entries" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "8 entries" in out
+    assert "possible misreads by chance: of passing vehicles not on these lists" in out
+    assert "0.0% would hit an entry as a possible misread with hotlists.max_distance 1" in out
     bad = write(tmp_path / "bad.csv", row("A", "ZZ99FAK", "arson"))
     assert cli_main(["hotlist", "check", str(bad)]) == 1
     assert f"{bad}:2: markers: unknown marker 'arson'" in capsys.readouterr().err

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from edge.hotlist.csvfile import MARKER_BITS, ParsedFile, days, decode_row, from_days
-from edge.hotlist.matching import HotlistError, loading_threads, parse_files
+from edge.hotlist.matching import (
+    CHANCE_SAMPLES,
+    Hotlist,
+    HotlistError,
+    chance_misread_share,
+    loading_threads,
+    parse_files,
+)
 
 EXPIRING_SOON_DAYS = 7
 _EXAMPLES = 5
@@ -23,27 +30,44 @@ def check_files(paths: Sequence[Path], *, today: dt.date | None = None) -> int:
     (the list needs updating), while the daemon skips such entries with a warning.
     """
     today = today or dt.date.today()
-    try:
-        with loading_threads() as executor:
+    with loading_threads() as executor:
+        try:
             files = parse_files(paths, today, expired_is_error=True, executor=executor)
-    except HotlistError as error:
-        print(error, file=sys.stderr)
-        print(f"{error.total} problems: rejected, nothing loaded", file=sys.stderr)
-        return 1
-    for parsed in files:
-        print(_summary(parsed, today))
-    codes = np.concatenate([parsed.codes for parsed in files] or [np.zeros(0, np.int64)])
-    _, counts = np.unique(codes, return_counts=True)
-    shared = int(np.count_nonzero(counts > 1))
-    print(
-        f"total: {len(codes)} entries, {len(counts)} distinct VRMs in {len(files)} files"
-        + (
-            f"; {shared} VRMs have several entries (all are reported, markers merge)"
-            if shared
-            else ""
+        except HotlistError as error:
+            print(error, file=sys.stderr)
+            print(f"{error.total} problems: rejected, nothing loaded", file=sys.stderr)
+            return 1
+        for parsed in files:
+            print(_summary(parsed, today))
+        codes = np.concatenate([parsed.codes for parsed in files] or [np.zeros(0, np.int64)])
+        _, counts = np.unique(codes, return_counts=True)
+        shared = int(np.count_nonzero(counts > 1))
+        print(
+            f"total: {len(codes)} entries, {len(counts)} distinct VRMs in {len(files)} files"
+            + (
+                f"; {shared} VRMs have several entries (all are reported, markers merge)"
+                if shared
+                else ""
+            )
         )
-    )
+        for parsed in files:
+            parsed.release_checks()
+        hotlist = Hotlist(files, executor)
+    print(_chance_misreads(hotlist, today))
     return 0
+
+
+def _chance_misreads(hotlist: Hotlist, today: dt.date) -> str:
+    one, none = (
+        chance_misread_share(hotlist, max_distance, None, at=today) for max_distance in (1, 0)
+    )
+    return (
+        "possible misreads by chance: of passing vehicles not on these lists, read exactly, "
+        f"{one:.1%} would hit an entry as a possible misread with hotlists.max_distance 1, "
+        f"{none:.1%} with 0 (estimated on {CHANCE_SAMPLES} random registrations; "
+        "hotlists.misread_doubt_below trades some of them for wanted vehicles misread: "
+        "README.md, 'Possible misreads on big lists')"
+    )
 
 
 def _summary(parsed: ParsedFile, today: dt.date) -> str:
