@@ -404,11 +404,13 @@ def evaluate(
     frame_sample: int = FRAME_SAMPLE,
     frame_finder: PlateFinder | None = None,
     as_labelled: bool = False,
+    monochrome: bool = False,
 ) -> dict:
     """Every labelled plate of `folders` through `finder` (built with min_confidence 0, so that
     accuracy can be given both at `min_confidence` and at any confidence); the 1280x720 frames
     through `frame_finder` (the daemon's live-video set-up), `finder` when None. Scored against
-    the labels with known errors corrected, unless `as_labelled`."""
+    the labels with known errors corrected, unless `as_labelled`. `monochrome` turns every
+    photo to grey first, as a monochrome (infrared) ANPR camera sees."""
     keep = split_filter(split)
     frame_finder = frame_finder or finder
     outcomes: dict[str, list[PlateOutcome]] = {}
@@ -422,15 +424,16 @@ def evaluate(
                 corrections.append(
                     {"photo": name, "labelled": plate.written, "corrected": plate.text, "why": why}
                 )
-            image = read_photo(plate.image_path)
+            image = read_photo(plate.image_path, monochrome)
             outcomes[folder.name].append(evaluate_plate(finder, plate, image))
             live.append(evaluate_plate(frame_finder, *as_frame(plate, image)))
             paths.append(plate.image_path)
     everything = [o for folder_outcomes in outcomes.values() for o in folder_outcomes]
     sample = paths[:: max(1, len(paths) // frame_sample)][:frame_sample] if frame_sample else []
-    frame_times = frame_ms(frame_finder, [read_photo(path) for path in sample])
+    frame_times = frame_ms(frame_finder, [read_photo(path, monochrome) for path in sample])
     return {
         "split": split,
+        "monochrome": monochrome,
         "min_confidence": min_confidence,
         "label_corrections": corrections,
         "overall": summarise(everything, frame_times, min_confidence),
@@ -458,11 +461,14 @@ def _misses(outcomes: Sequence[PlateOutcome], min_confidence: float) -> list[dic
     ]
 
 
-def read_photo(path: Path) -> np.ndarray:
-    """A labelled photo, or a LabelError naming it when it cannot be read."""
+def read_photo(path: Path, monochrome: bool = False) -> np.ndarray:
+    """A labelled photo (in grey, still 3 channels, when `monochrome`), or a LabelError naming it
+    when it cannot be read."""
     image = cv2.imread(str(path))
     if image is None:
         raise LabelError(f"{path}: cannot be read as an image")
+    if monochrome:
+        return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return image
 
 
@@ -572,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--as-labelled", action="store_true",
                         help="Score against the labels as written, known errors included "
                         "(benchmarks/label_errata.py).")  # fmt: skip
+    parser.add_argument("--monochrome", action="store_true",
+                        help="Turn every photo grey first, as a monochrome (infrared) ANPR "
+                        "camera sees.")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON report here.")
     return parser
 
@@ -608,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             args.frame_sample,
             frame_finder,
             args.as_labelled,
+            args.monochrome,
         )
     except LabelError as error:
         print(f"read_eval: {error}", file=sys.stderr)

@@ -98,6 +98,7 @@ def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
     assert overall["exact_accuracy_reader_only"] >= 2 / 3
     assert 0 < overall["ms_per_crop_median"] < overall["ms_per_photo_median"]
     assert overall["ms_per_1280x720_frame_median"] > 0
+    assert report["monochrome"] is False
     assert report["folders"]["generated"]["plates"] == 3
     low, high = overall["exact_accuracy_interval_95"]
     assert 0 <= low <= overall["exact_accuracy"] <= high <= 1
@@ -109,6 +110,15 @@ def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
     table = read_eval.format_table(report)
     assert "detection recall" in table and "100.0%" in table and "generated" in table
     assert read_eval.HOTLIST_HEADING in table and f"exact {hotlist['exact']}," in table
+
+
+def test_monochrome_photos_are_grey_in_three_channels(tmp_path):
+    folder = write_labelled_folder(tmp_path / "generated", PLATES[:1])
+    photo = folder / "photo0.png"
+    colour, grey = read_eval.read_photo(photo), read_eval.read_photo(photo, monochrome=True)
+    assert grey.shape == colour.shape and grey.shape[2] == 3
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert (grey[..., 0] == cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)).all()
 
 
 def test_train_and_heldout_splits_partition_the_shared_sets(tmp_path):
