@@ -19,7 +19,6 @@ without `plausible_misreads` (`hotlists.misread_doubt_below`, off by default; me
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tempfile
 from collections.abc import Sequence
@@ -28,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.hotlist import write_fictitious_list
+from benchmarks.read_eval import hotlist_of
 from benchmarks.synthetic.render import random_uk_vrm
 from edge.config import HotlistConfig
 from edge.hotlist import Hotlist, load_hotlists, plausible_misreads
-from edge.hotlist.csvfile import HEADER as HOTLIST_HEADER
+from edge.hotlist.matching import misread_counts
 from edge.read import DEFAULT_MODEL, OnnxReader
 from edge.track import fuse_reads
-from edge.types import MatchKind, PlateRead
+from edge.types import PlateRead
 from models.build.eval_reader import REAL_MARGINS, synthetic_views
 from models.build.reader_data import (
     augmented_crop,
@@ -60,24 +60,16 @@ def one_read_passes(
     return passes
 
 
-def _hits(hotlist: Hotlist, read: PlateRead, config: HotlistConfig, gated: bool) -> list:
-    hits = hotlist.match(read.text, max_distance=config.max_distance)
-    return plausible_misreads(hits, read, config.misread_doubt_below) if gated else hits
+def _hits(hotlist: Hotlist, read: PlateRead, max_distance: int, doubt_below: float | None):
+    hits = hotlist.match(read.text, max_distance=max_distance)
+    return plausible_misreads(hits, read, doubt_below)
 
 
 def own_entries(
     truths: Sequence[str], reads: Sequence[PlateRead | None], config: HotlistConfig
 ) -> dict:
     """Of the plates read wrong, how many hit their own entry as a possible misread."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "own.csv"
-        with path.open("w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(HOTLIST_HEADER)
-            for number, vrm in enumerate(sorted(set(truths))):
-                row = (f"OWN-{number}", vrm, "firearms", "none", "benchmark", "misread_hits")
-                writer.writerow((*row, "2000-01-01", "2999-12-31"))
-        hotlist = load_hotlists([path])
+    hotlist = hotlist_of(truths, "misread_hits")
     counts = {"plates": len(truths), "read_exactly": 0, "read_wrong": 0}
     found = {"found_as_possible_misread": 0, "found_with_doubt": 0}
     for truth, read in zip(truths, reads, strict=True):
@@ -87,8 +79,12 @@ def own_entries(
         counts["read_wrong"] += 1
         if read is None:
             continue
-        for key, gated in (("found_as_possible_misread", False), ("found_with_doubt", True)):
-            found[key] += any(h.entry.vrm == truth for h in _hits(hotlist, read, config, gated))
+        for key, doubt_below in (
+            ("found_as_possible_misread", None),
+            ("found_with_doubt", config.misread_doubt_below),
+        ):
+            hits = _hits(hotlist, read, config.max_distance, doubt_below)
+            found[key] += any(h.entry.vrm == truth for h in hits)
     return counts | found
 
 
@@ -98,15 +94,16 @@ def false_hits(reads: Sequence[PlateRead | None], entries: int, config: HotlistC
         path = Path(folder) / "random.csv"
         write_fictitious_list(path, entries, seed=LIST_SEED)
         hotlist = load_hotlists([path])
-    read = [r for r in reads if r is not None and not hotlist.exact_matches(r.text)]
-    shares = {}
-    for key, gated in (("share_with_false_hit", False), ("share_with_false_hit_with_doubt", True)):
-        hit = sum(
-            any(h.kind is MatchKind.POSSIBLE_MISREAD for h in _hits(hotlist, r, config, gated))
-            for r in read
-        )
-        shares[key] = round(hit / len(read), 5) if read else None
-    return {"entries": len(hotlist), "reads": len(read)} | shares
+    read = [r for r in reads if r is not None]
+    shares: dict[str, float | None] = {}
+    unlisted = 0
+    for key, doubt_below in (
+        ("share_with_false_hit", None),
+        ("share_with_false_hit_with_doubt", config.misread_doubt_below),
+    ):
+        flagged, unlisted = misread_counts(hotlist, read, config.max_distance, doubt_below)
+        shares[key] = round(flagged / unlisted, 5) if unlisted else None
+    return {"entries": len(hotlist), "reads": unlisted} | shares
 
 
 def run(

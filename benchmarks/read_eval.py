@@ -56,7 +56,7 @@ from benchmarks.label_errata import LABEL_ERRATA, corrected_label
 from edge.calibration import default_calibration
 from edge.config import DetectorConfig, HotlistConfig, ReaderConfig
 from edge.detect import make_detector
-from edge.hotlist import load_hotlists, plausible_misreads
+from edge.hotlist import Hotlist, load_hotlists, plausible_misreads
 from edge.hotlist.csvfile import HEADER as HOTLIST_HEADER
 from edge.hotlist.matching import edit_distance
 from edge.pipeline import PlateFinder
@@ -352,15 +352,7 @@ def hotlist_hits(
     }
     if not truths:
         return counts
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "evaluated-plates.csv"
-        with path.open("w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(HOTLIST_HEADER)
-            for number, vrm in enumerate(truths):
-                row = (f"EVAL-{number}", vrm, "firearms", "none", "labelled plate", "read_eval")
-                writer.writerow((*row, "2000-01-01", "2999-12-31"))
-        hotlist = load_hotlists([path])
+    hotlist = hotlist_of(truths, "read_eval")
     for outcome in outcomes:
         read = _best_read(outcome.reads, min_confidence)
         hits = []
@@ -379,6 +371,20 @@ def hotlist_hits(
             counts["missed"] += 1
         counts["false_hits"] += len(hits) - len(own)
     return counts
+
+
+def hotlist_of(vrms: Iterable[str], source: str) -> Hotlist:
+    """A hotlist naming each of `vrms` once (firearms, never expiring), written to a temporary
+    CSV file that is gone once it is loaded."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "plates.csv"
+        with path.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(HOTLIST_HEADER)
+            for number, vrm in enumerate(sorted(set(vrms))):
+                row = (f"{source}-{number}", vrm, "firearms", "none", "labelled plate", source)
+                writer.writerow((*row, "2000-01-01", "2999-12-31"))
+        return load_hotlists([path])
 
 
 def split_filter(split: str) -> Callable[[Path, LabelledPlate], bool]:

@@ -325,7 +325,8 @@ def misread_differences(read: dict, matched_text: str, vrm: str) -> str:
     not an alternative): 'character 7 read F (0.62 sure), entry E'. Characters are counted
     from 1 along the text that hit."""
     confidences = read.get("char_confidences") or []
-    with_confidence = matched_text == read.get("text") and len(confidences) == len(matched_text)
+    on_the_read = matched_text == read.get("text")
+    with_confidence = on_the_read and len(confidences) == len(matched_text)
     parts = []
     opcodes = SequenceMatcher(None, matched_text, vrm, autojunk=False).get_opcodes()
     for operation, i1, i2, j1, j2 in opcodes:
@@ -345,7 +346,7 @@ def misread_differences(read: dict, matched_text: str, vrm: str) -> str:
         else:
             place = f"before character {i1 + 1}" if i1 < len(matched_text) else "at the end"
             parts.append(f"entry's {wanted} {place} not read")
-    if matched_text == read.get("text"):
+    if on_the_read:
         return "; ".join(parts)
     return f"alternative reading {matched_text}" + (
         ": " + "; ".join(parts) if parts else " spells it"

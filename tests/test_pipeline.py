@@ -131,7 +131,9 @@ def test_a_word_above_a_plate_is_not_read_into_it(finder):
     assert not any("TEXAS" in text for text in reads)
 
 
-def test_a_vehicle_read_again_in_part_after_its_alert_is_not_alerted_twice(tmp_path):
+def _pipeline_with_one_entry(tmp_path, on_alert, **hotlists) -> Pipeline:
+    """A pipeline (not started) on a one-entry hotlist, KH01HOK (gangs), with `hotlists`
+    settings, publishing on loopback without keys."""
     hotlist = tmp_path / "hotlist.csv"
     hotlist.write_text(
         "entry_id,vrm,markers,action,information,source,added,expires\n"
@@ -140,38 +142,43 @@ def test_a_vehicle_read_again_in_part_after_its_alert_is_not_alerted_twice(tmp_p
     config = EdgeConfig.model_validate(
         {
             "cameras": [{"id": "cam1", "source": str(tmp_path / "unused.mp4")}],
-            "hotlists": {"paths": [str(hotlist)]},
+            "hotlists": {"paths": [str(hotlist)], **hotlists},
             "alerts": {"insecure": True, "bind": "tcp://127.0.0.1:0",
                        "journal": str(tmp_path / "journal.sqlite")},
         }
     )  # fmt: skip
+    return Pipeline(config, on_alert=on_alert)
+
+
+def _pass(text: str, confidences: tuple[float, ...], first_seen: float) -> VehicleRead:
+    """A vehicle pass of camera cam1 read as `text`, seen for a second from `first_seen`."""
+    image = street()
+    return VehicleRead(
+        camera_id="cam1",
+        track_id=int(first_seen),
+        read=PlateRead(text, min(confidences), confidences),
+        captured_at=first_seen + 0.5,
+        first_seen=first_seen,
+        last_seen=first_seen + 1.0,
+        box=(100, 100, 120, 30),
+        plate_crop=image[100:130, 100:220],
+        overview=image,
+    )
+
+
+def test_a_vehicle_read_again_in_part_after_its_alert_is_not_alerted_twice(tmp_path):
     alerted: list[tuple[str, str]] = []
-    pipeline = Pipeline(
-        config,
-        on_alert=lambda activation, alert_id, at: alerted.append(
+    pipeline = _pipeline_with_one_entry(
+        tmp_path,
+        lambda activation, alert_id, at: alerted.append(
             (activation.vehicle.read.text, activation.hits[0].kind)
         ),
     )
-    image = street()
-
-    def vehicle(text: str, first_seen: float) -> VehicleRead:
-        return VehicleRead(
-            camera_id="cam1",
-            track_id=len(alerted) + 1,
-            read=PlateRead(text, 0.9, (0.9,) * len(text)),
-            captured_at=first_seen + 0.5,
-            first_seen=first_seen,
-            last_seen=first_seen + 1.0,
-            box=(100, 100, 120, 30),
-            plate_crop=image[100:130, 100:220],
-            overview=image,
-        )
-
     pipeline.publisher.start()
     try:
-        pipeline._on_vehicle(vehicle("KH01HOK", first_seen=1000.0))
-        pipeline._on_vehicle(vehicle("H01HOK", first_seen=1002.0))  # its track broke
-        pipeline._on_vehicle(vehicle("H01HOK", first_seen=1030.0))  # a later pass
+        pipeline._on_vehicle(_pass("KH01HOK", (0.9,) * 7, first_seen=1000.0))
+        pipeline._on_vehicle(_pass("H01HOK", (0.9,) * 6, first_seen=1002.0))  # its track broke
+        pipeline._on_vehicle(_pass("H01HOK", (0.9,) * 6, first_seen=1030.0))  # a later pass
     finally:
         pipeline.publisher.close()
 
@@ -183,45 +190,18 @@ def test_a_vehicle_read_again_in_part_after_its_alert_is_not_alerted_twice(tmp_p
 def test_with_misread_doubt_a_character_read_for_sure_is_no_possible_misread(
     tmp_path, doubt_below, alerts
 ):
-    hotlist = tmp_path / "hotlist.csv"
-    hotlist.write_text(
-        "entry_id,vrm,markers,action,information,source,added,expires\n"
-        "G-1,KH01HOK,gangs,follow and stop,fictitious (test),test,2026-01-01,2099-01-01\n"
-    )
-    config = EdgeConfig.model_validate(
-        {
-            "cameras": [{"id": "cam1", "source": str(tmp_path / "unused.mp4")}],
-            "hotlists": {"paths": [str(hotlist)], "misread_doubt_below": doubt_below},
-            "alerts": {"insecure": True, "bind": "tcp://127.0.0.1:0",
-                       "journal": str(tmp_path / "journal.sqlite")},
-        }
-    )  # fmt: skip
     alerted: list[str] = []
-    pipeline = Pipeline(
-        config,
-        on_alert=lambda activation, alert_id, at: alerted.append(activation.vehicle.read.text),
+    pipeline = _pipeline_with_one_entry(
+        tmp_path,
+        lambda activation, alert_id, at: alerted.append(activation.vehicle.read.text),
+        misread_doubt_below=doubt_below,
     )
-    image = street()
-
-    def vehicle(text: str, confidences: tuple[float, ...], first_seen: float) -> VehicleRead:
-        return VehicleRead(
-            camera_id="cam1",
-            track_id=int(first_seen),
-            read=PlateRead(text, min(confidences), confidences),
-            captured_at=first_seen + 0.5,
-            first_seen=first_seen,
-            last_seen=first_seen + 1.0,
-            box=(100, 100, 120, 30),
-            plate_crop=image[100:130, 100:220],
-            overview=image,
-        )
-
     pipeline.publisher.start()
     try:
         # Another vehicle, one character from the entry, every character read for sure...
-        pipeline._on_vehicle(vehicle("KH01HOX", (1.0,) * 7, first_seen=1000.0))
+        pipeline._on_vehicle(_pass("KH01HOX", (1.0,) * 7, first_seen=1000.0))
         # ... and one whose last character the reader doubted: possibly the wanted one.
-        pipeline._on_vehicle(vehicle("KH01HOX", (1.0,) * 6 + (0.7,), first_seen=2000.0))
+        pipeline._on_vehicle(_pass("KH01HOX", (1.0,) * 6 + (0.7,), first_seen=2000.0))
     finally:
         pipeline.publisher.close()
     assert alerted == ["KH01HOX"] * alerts

@@ -458,13 +458,28 @@ def chance_misread_share(
     report as a possible misread of an entry, estimated on `samples` random current-style
     registrations (real traffic clusters, so it is a low estimate on a real list)."""
     vrms = random_current_style_vrms(np.random.default_rng(_CHANCE_SEED), samples)
-    passing = [vrm for vrm in vrms if not hotlist.exact_matches(vrm, at)]
-    flagged = 0
-    for vrm in passing:
-        hits = hotlist.match(vrm, max_distance=max_distance, at=at)
-        sure = PlateRead(vrm, 1.0, (1.0,) * len(vrm))
-        flagged += bool(plausible_misreads(hits, sure, doubt_below))
-    return flagged / len(passing) if passing else 0.0
+    sure_reads = [PlateRead(vrm, 1.0, (1.0,) * len(vrm)) for vrm in vrms]
+    flagged, unlisted = misread_counts(hotlist, sure_reads, max_distance, doubt_below, at)
+    return flagged / unlisted if unlisted else 0.0
+
+
+def misread_counts(
+    hotlist: Hotlist,
+    reads: Sequence[PlateRead],
+    max_distance: int,
+    doubt_below: float | None,
+    at: dt.date | None = None,
+) -> tuple[int, int]:
+    """Of `reads` not on `hotlist` (no exact hit), how many it still reports as a possible
+    misread of an entry, as the daemon matches them; and how many reads that is of."""
+    flagged = unlisted = 0
+    for read in reads:
+        if hotlist.exact_matches(read.text, at):
+            continue
+        unlisted += 1
+        hits = hotlist.match(read.text, max_distance=max_distance, at=at)
+        flagged += bool(plausible_misreads(hits, read, doubt_below))
+    return flagged, unlisted
 
 
 def _sure_of_the_edit(hit: Hit, read: PlateRead, doubt_below: float) -> bool:
