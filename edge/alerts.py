@@ -186,6 +186,10 @@ def encode_alert(
                 {"text": text, "confidence": round(float(conf), 4)}
                 for text, conf in read.alternatives
             ],
+            "reader_alternatives": [
+                {"text": text, "confidence": round(float(conf), 4)}
+                for text, conf in read.reader_alternatives
+            ],
             "plate_format": read.plate_format,
         },
         "hits": hits,

@@ -353,6 +353,15 @@ def misread_differences(read: dict, matched_text: str, vrm: str) -> str:
     )
 
 
+def _listed_texts(alternatives: object) -> str:
+    """'TEXT 0.12, TEXT 0.05' for an alert's list of alternatives ('' when none or malformed)."""
+    if not isinstance(alternatives, list):
+        return ""
+    return ", ".join(
+        f"{a.get('text')} {a.get('confidence', 0):.2f}" for a in alternatives if isinstance(a, dict)
+    )
+
+
 def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
     """A readable block for a terminal."""
     read = alert.get("read") or {}
@@ -372,15 +381,16 @@ def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
         lines.append(
             "  !! POSSIBLE MISREAD: the read is close to, not equal to, the hotlist VRM !!"
         )
-    alternatives = ", ".join(
-        f"{a.get('text')} {a.get('confidence', 0):.2f}" for a in read.get("alternatives") or []
-    )
+    alternatives = _listed_texts(read.get("alternatives"))
+    reader_alternatives = _listed_texts(read.get("reader_alternatives"))
     per_char = " ".join(f"{c:.2f}" for c in read.get("char_confidences") or [])
     lines += [
         f"  Plate read    {read.get('text')}   confidence {read.get('confidence', 0):.2f}",
         f"  Per character {per_char}",
         f"  Alternatives  {alternatives or 'none'}",
     ]
+    if reader_alternatives:
+        lines.append(f"  Reader also   {reader_alternatives}  (shown only, not matched)")
     for hit in alert.get("hits") or []:
         entry = hit.get("entry") or {}
         kind = (

@@ -66,7 +66,8 @@ def describe(role: str, message: dict) -> str:
         status = message.get("status", message)
         return f"[{role.upper()} console] status: {json.dumps(status, sort_keys=True)}"
     read = message["read"]
-    alternatives = ", ".join(a["text"] for a in read.get("alternatives", [])[:3]) or "none"
+    listed = [*read.get("alternatives", []), *read.get("reader_alternatives", [])]
+    alternatives = ", ".join(a["text"] for a in listed[:3]) or "none"
     hit = message["hits"][0]
     label = "POSSIBLE MISREAD" if message.get("possible_misread") else "EXACT"
     crop = (message.get("evidence", {}).get("plate_crop") or {}).get("path") or ""

@@ -40,7 +40,7 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -590,6 +590,7 @@ def fuse_reads(reads: Sequence[PlateRead]) -> PlateRead:
     alternatives (for possible-misread hotlist matching). UK plate syntax correction is applied
     last, when most of the reads (by confidence) fit a UK format: the reader has already weighed
     each read's views for a UK format, and a plate it read as foreign is not forced into one.
+    The reads' own alternatives are carried, for people to see only, as `reader_alternatives`.
     """
     if not reads:
         raise ValueError("no reads to fuse")
@@ -625,7 +626,38 @@ def fuse_reads(reads: Sequence[PlateRead]) -> PlateRead:
             alternatives[read.text] = max(alternatives.get(read.text, 0.0), read.confidence * share)
     uk_weight = sum(r.confidence for r in reads if uk_format(r.text))
     to_uk_format = uk_weight >= 0.5 * sum(r.confidence for r in reads)
-    return _corrected(text, confidence, tuple(confidences), alternatives, to_uk_format)
+    fused = _corrected(text, confidence, tuple(confidences), alternatives, to_uk_format)
+    return replace(fused, reader_alternatives=_reader_alternatives(reads, fused, to_uk_format))
+
+
+def _reader_alternatives(
+    reads: Sequence[PlateRead], fused: PlateRead, to_uk_format: bool
+) -> tuple[tuple[str, float], ...]:
+    """The reads' own alternatives that name another vehicle than the fused read and its
+    alternatives, each with its probability averaged over the reads weighed by their confidence
+    (0 where a read did not find it likely), most likely first.
+
+    A look-alike of a text already shown (AXO0RBR beside AX00RBR) names the same vehicle to
+    hotlist matching and, beside a UK registration, breaks its format: it is left out. An
+    alternative is put in its UK format when the fused read was.
+    """
+    total = sum(read.confidence for read in reads)
+    if total <= 0:
+        return ()
+    shown = {
+        t.translate(CLASS_TRANSLATION) for t in (fused.text, *(a for a, _ in fused.alternatives))
+    }
+    averaged: dict[str, float] = collections.defaultdict(float)
+    for read in reads:
+        for text, probability in read.alternatives:
+            if to_uk_format:
+                text = correct(text)[0]
+            if text.translate(CLASS_TRANSLATION) not in shown:
+                averaged[text] += probability * read.confidence / total
+    listed: dict[str, tuple[str, float]] = {}
+    for text, probability in sorted(averaged.items(), key=lambda item: item[1], reverse=True):
+        listed.setdefault(text.translate(CLASS_TRANSLATION), (text, round(probability, 4)))
+    return tuple(item for item in listed.values() if item[1] > 0)[:_MAX_ALTERNATIVES]
 
 
 def _corrected(

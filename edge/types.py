@@ -54,9 +54,17 @@ class PlateRead:
     confidence: float
     char_confidences: tuple[float, ...]
     alternatives: tuple[tuple[str, float], ...] = ()
-    """Other likely texts with their confidences, most likely first, excluding `text`."""
+    """Other likely texts with their confidences, most likely first, excluding `text`: the
+    reader's, for one read; what the disagreeing reads saw, for a pass's fused read. Hotlist
+    matching tries these too."""
     plate_format: str | None = None
     """Name of the UK format the text fits (e.g. "current", "prefix"), or None when it fits none."""
+    reader_alternatives: tuple[tuple[str, float], ...] = ()
+    """A pass's fused read only: the reader's own alternatives of its reads (runner-up
+    characters, the text before UK correction), each with its probability averaged over the
+    reads, most likely first. Shown to people, never matched: each is a character from the read
+    already, and matching within a character of them too would multiply the possible misreads
+    that big hotlists raise by chance."""
 
 
 class Detector(Protocol):

@@ -78,7 +78,14 @@ def make_activation(
     vehicle = VehicleRead(
         camera_id="cam-front",
         track_id=7,
-        read=PlateRead(text, 0.91, (0.99,) * len(text), (("AB12CDF", 0.05),), "current"),
+        read=PlateRead(
+            text,
+            0.91,
+            (0.99,) * len(text),
+            (("AB12CDF", 0.05),),
+            "current",
+            reader_alternatives=(("AB12CDH", 0.03),),
+        ),
         captured_at=now - 0.2,
         first_seen=now - 1.0,
         last_seen=now - 0.1,
@@ -186,6 +193,7 @@ def test_alert_message_carries_the_read_hits_context_and_evidence_frames():
     assert document["read"]["text"] == "AB12CDE"
     assert document["read"]["char_confidences"] == [0.99] * 7
     assert document["read"]["alternatives"] == [{"text": "AB12CDF", "confidence": 0.05}]
+    assert document["read"]["reader_alternatives"] == [{"text": "AB12CDH", "confidence": 0.03}]
     hit = document["hits"][0]
     assert hit["kind"] == "exact" and hit["distance"] == 0
     assert hit["entry"]["action"] == "TFC to decide" and hit["entry"]["source"] == "PNC"

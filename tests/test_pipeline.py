@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -205,6 +207,25 @@ def test_with_misread_doubt_a_character_read_for_sure_is_no_possible_misread(
     finally:
         pipeline.publisher.close()
     assert alerted == ["KH01HOX"] * alerts
+
+
+@pytest.mark.parametrize(("field", "alerts"), [("alternatives", 1), ("reader_alternatives", 0)])
+def test_only_what_disagreeing_reads_saw_is_matched_not_the_readers_own_alternatives(
+    tmp_path, field, alerts
+):
+    alerted: list[str] = []
+    pipeline = _pipeline_with_one_entry(
+        tmp_path, lambda activation, alert_id, at: alerted.append(activation.vehicle.read.text)
+    )
+    # Read two characters from the entry; the alternative is one from it.
+    vehicle = _pass("KH01HXX", (0.9,) * 7, first_seen=1000.0)
+    read = replace(vehicle.read, **{field: (("KH01HOX", 0.2),)})
+    pipeline.publisher.start()
+    try:
+        pipeline._on_vehicle(replace(vehicle, read=read))
+    finally:
+        pipeline.publisher.close()
+    assert alerted == ["KH01HXX"] * alerts
 
 
 class BlindToSmallSearches:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -378,11 +379,30 @@ def test_fusion_corrects_to_a_uk_format_only_when_most_reads_fit_one(reads, fuse
     assert fused.text == fused_text
 
 
-def test_fusion_of_one_read_keeps_it():
-    fused = fuse_reads([plate_read("AB12CDE", 0.8)])
+def test_fusion_of_one_read_keeps_it_and_shows_its_alternatives_unmatched():
+    reader_saw = (("A812CDE", 0.15), ("AB12CDF", 0.04), ("A812CDF", 0.02), ("AB12CME", 0.01))
+    fused = fuse_reads([replace(plate_read("AB12CDE", 0.8), alternatives=reader_saw)])
     assert fused.text == "AB12CDE"
     assert fused.confidence == pytest.approx(0.8)
-    assert fused.alternatives == ()
+    assert fused.alternatives == ()  # what hotlist matching tries: no read disagreed
+    # A look-alike of the read names the same vehicle; another plate is shown once, in its UK
+    # format, with the probability the reader gave it.
+    assert fused.reader_alternatives == (("AB12CDF", 0.04), ("AB12CME", 0.01))
+
+
+def test_fused_reader_alternatives_are_averaged_over_the_reads_and_not_repeated():
+    reads = [
+        replace(plate_read("AB12CDE", 0.9), alternatives=(("AB12CDF", 0.3), ("AB12CEE", 0.4))),
+        replace(plate_read("AB12CDE", 0.6), alternatives=(("AB12CDF", 0.1), ("AB12CDH", 0.2))),
+        plate_read("AB12CDH", 0.5),  # disagrees: its text is a matched alternative already
+    ]
+    fused = fuse_reads(reads)
+    assert fused.text == "AB12CDE"
+    assert "AB12CDH" in dict(fused.alternatives)
+    assert [t for t, _ in fused.reader_alternatives] == ["AB12CEE", "AB12CDF"]
+    reader_alternatives = dict(fused.reader_alternatives)
+    assert reader_alternatives["AB12CDF"] == pytest.approx((0.3 * 0.9 + 0.1 * 0.6) / 2.0, abs=1e-4)
+    assert reader_alternatives["AB12CEE"] == pytest.approx(0.4 * 0.9 / 2.0, abs=1e-4)
 
 
 @pytest.mark.slow
