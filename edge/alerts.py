@@ -53,7 +53,6 @@ ZAP_DOMAIN = "anpr-edge"
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 """Largest message a console may send; libzmq drops the connection of a client sending more."""
 MAX_ACK_IDS = 1000
-MAX_TEXT_CHARS = 2000
 
 OVERVIEW_MAX_WIDTH = 640
 OVERVIEW_JPEG_QUALITY = 75
