@@ -362,6 +362,26 @@ def _listed_texts(alternatives: object) -> str:
     )
 
 
+def _laid_out(alert: dict, number: int, paths: dict[str, str]) -> str:
+    """`format_alert`'s block or, for an alert whose fields it cannot lay out (a later format
+    version, a damaged field), a banner and the whole header as sent: an alert is never lost
+    to its layout."""
+    try:
+        return format_alert(alert, number, paths)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        logger.warning(
+            "console: alert %s could not be laid out (%s: %s); shown as sent",
+            alert.get("alert_id"),
+            type(error).__name__,
+            error,
+        )
+        header = json.dumps(without_image_data(alert, paths), indent=2, default=str)
+        return (
+            f"\n=== ALERT [{number}]  id {alert.get('alert_id')}: shown as sent, its fields could "
+            f"not be laid out ===\n{header}"
+        )
+
+
 def format_alert(alert: dict, number: int, paths: dict[str, str]) -> str:
     """A readable block for a terminal."""
     read = alert.get("read") or {}
@@ -552,7 +572,7 @@ def run_console(
                 if as_json:
                     emit(json.dumps(without_image_data(event, paths)))
                 else:
-                    emit(format_alert(event, shown, paths))
+                    emit(_laid_out(event, shown, paths))
                 decisions.alert_ids[shown] = event["alert_id"]
                 client.ack(event["alert_id"])
             elif kind == "status":

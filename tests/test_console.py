@@ -462,3 +462,43 @@ def test_a_possible_misread_says_where_it_differs_and_how_sure_the_reader_was(
     assert misread_differences({"text": text, "char_confidences": confidences}, matched, vrm) == (
         described
     )
+
+
+def test_an_alert_the_console_cannot_lay_out_is_shown_as_sent_and_acknowledged(
+    bare_daemon, tmp_path, caplog
+):
+    config = EdgeConfig.model_validate(
+        {
+            "cameras": [{"id": "cam-front", "source": "unused.mp4"}],
+            "alerts": {"insecure": True, "evidence_dir": tmp_path / "console"},
+        }
+    )
+    thread, out, status = run_in_thread(
+        config=config,
+        role="tsg",
+        as_json=False,
+        secret_key=None,
+        endpoint=bare_daemon.endpoint,
+        max_alerts=2,
+        max_seconds=15,
+    )
+    message = None
+    while message is None or message["type"] != "hello":
+        message = bare_daemon.next_message()
+        assert message is not None, "the console never said hello"
+    bare_daemon.send([dump_message({"type": "welcome", "version": 2, "console": "c"})])
+    wait_for_text(out, "link to vehicle UP")
+    header = {"type": "alert", "version": 3, "role": "tsg", "evidence": {}}
+    # A later format's read, and a damaged confidence: neither may take the console down.
+    bare_daemon.send([dump_message({**header, "alert_id": "later-format", "read": "AB12CDE"})])
+    damaged = {"text": "AB12CDE", "confidence": "high", "alternatives": [{"text": "AB12CDF"}]}
+    bare_daemon.send([dump_message({**header, "alert_id": "damaged", "read": damaged})])
+    acked = [i for batch in bare_daemon.acked_ids(2) for i in batch]
+    thread.join(20)
+    text = out.getvalue()
+    assert status == [0]
+    assert sorted(acked) == ["damaged", "later-format"]
+    assert "=== ALERT [1]  id later-format: shown as sent" in text
+    assert "=== ALERT [2]  id damaged: shown as sent" in text
+    assert '"read": "AB12CDE"' in text and '"confidence": "high"' in text
+    assert any("could not be laid out" in r.getMessage() for r in caplog.records)
