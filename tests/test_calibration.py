@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synthetic.render import render_plate
 from edge.calibration import (
     Calibration,
     CalibrationError,
@@ -166,13 +167,11 @@ def test_perspective_correction_straightens_a_skewed_plate(tmp_path):
 
 
 def road_frame_with_plates() -> np.ndarray:
+    """Two rear plates in the UK plate font, 39 and 60 px tall, on a grey road."""
     image = np.full((720, 1280, 3), 90, np.uint8)
-    for (x, y, h), text in [((300, 400, 40), "AB12 CDE"), ((800, 550, 60), "XY65 ZZT")]:
-        cv2.rectangle(image, (x, y), (x + int(h * 4.7), y + h), (0, 200, 250), -1)
-        cv2.putText(
-            image, text, (x + h // 3, y + int(h * 0.8)), cv2.FONT_HERSHEY_DUPLEX, h / 36,
-            (20, 20, 20), max(1, h // 12),
-        )  # fmt: skip
+    for (x, y, char_height), text in [((300, 400, 28), "AB12CDE"), ((800, 550, 43), "XY65ZZT")]:
+        plate = render_plate(text, rear=True, char_height_px=char_height)
+        image[y : y + plate.shape[0], x : x + plate.shape[1]] = plate
     return image
 
 

@@ -139,9 +139,15 @@ class Sampler:
     """Draws training batches: a mix of synthetic UK, synthetic other-style and real plates."""
 
     def __init__(
-        self, seed: int, uk_bases: int, other_bases: int, recomposed_share: float = 0.0
+        self,
+        seed: int,
+        uk_bases: int,
+        other_bases: int,
+        recomposed_share: float = 0.0,
+        real_share: float = 0.25,
     ) -> None:
         self.rng = np.random.default_rng(seed)
+        self.real_share = real_share
         labelled = load_real_plates(held_out=False)
         self.real = labelled + detector_box_plates(labelled)
         self.cells = character_cells(self.real) if recomposed_share else []
@@ -172,9 +178,10 @@ class Sampler:
         images, targets, lengths = [], [], []
         for _ in range(size):
             draw = self.rng.random()
-            if draw < 0.5 or not self.real:
+            synthetic = 1.0 - self.real_share
+            if draw < synthetic * 2 / 3 or not self.real:
                 pool = self.uk
-            elif draw < 0.75:
+            elif draw < synthetic:
                 pool = self.other
             else:
                 pool = self.real
@@ -248,7 +255,9 @@ def export(model: Crnn, path: Path) -> None:
 def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    sampler = Sampler(args.seed, args.uk_bases, args.other_bases, args.recomposed_share)
+    sampler = Sampler(
+        args.seed, args.uk_bases, args.other_bases, args.recomposed_share, args.real_share
+    )
     model = Crnn()
     checkpoint = CHECKPOINT
     checkpoint.parent.mkdir(exist_ok=True)
@@ -307,6 +316,13 @@ def main() -> None:
         default=0.5,
         help="Of the real plates drawn, the share with their characters redrawn into a new text "
         "(reader_data.recomposed_plate); 0 before run 10.",
+    )
+    parser.add_argument(
+        "--real-share",
+        type=float,
+        default=0.25,
+        help="Share of each batch drawn from real plates; the rest is rendered, UK and other "
+        "styles 2:1.",
     )
     parser.add_argument("--save-every-s", type=float, default=180.0)
     parser.add_argument(
