@@ -61,8 +61,9 @@ class PlateRead:
     """Name of the UK format the text fits (e.g. "current", "prefix"), or None when it fits none."""
     reader_alternatives: tuple[tuple[str, float], ...] = ()
     """A pass's fused read only: the reader's own alternatives of its reads (runner-up
-    characters, the text before UK correction), each with its probability averaged over the
-    reads, most likely first. Shown to people, never matched: each is a character from the read
+    characters, other UK corrections) that name another vehicle than `text` and `alternatives`
+    (look-alikes left out), each with its probability averaged over the reads, most likely
+    first. Shown to people, never matched: each is a character from the read
     already, and matching within a character of them too would multiply the possible misreads
     that big hotlists raise by chance."""
 

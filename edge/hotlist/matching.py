@@ -474,10 +474,10 @@ def misread_counts(
     misread of an entry, as the daemon matches them; and how many reads that is of."""
     flagged = unlisted = 0
     for read in reads:
-        if hotlist.exact_matches(read.text, at):
+        hits = hotlist.match(read.text, max_distance=max_distance, at=at)
+        if any(hit.kind is MatchKind.EXACT for hit in hits):
             continue
         unlisted += 1
-        hits = hotlist.match(read.text, max_distance=max_distance, at=at)
         flagged += bool(plausible_misreads(hits, read, doubt_below))
     return flagged, unlisted
 

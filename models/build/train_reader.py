@@ -176,9 +176,9 @@ class Sampler:
 
     def batch(self, size: int, strength: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, targets, lengths = [], [], []
+        synthetic = 1.0 - self.real_share
         for _ in range(size):
             draw = self.rng.random()
-            synthetic = 1.0 - self.real_share
             if draw < synthetic * 2 / 3 or not self.real:
                 pool = self.uk
             elif draw < synthetic:
