@@ -36,7 +36,6 @@ import numpy as np
 from benchmarks.read_eval import (
     SHARED_DATA,
     LabelError,
-    iou,
     load_labels,
     read_photo,
     split_filter,
@@ -45,7 +44,7 @@ from edge.config import DetectorConfig, EdgeConfig
 from edge.detect import make_detector
 from edge.pipeline import CameraWorker
 from edge.read import make_reader
-from edge.types import Box, Frame
+from edge.types import Box, Frame, box_iou
 
 FRAME_SIZE = (1280, 720)
 FRAMES = 30
@@ -103,7 +102,7 @@ def run_clip(worker: CameraWorker, photo: np.ndarray, plate: Box, counts: dict) 
         counts["ms"].append((time.perf_counter() - started) * 1000)
         kind = "full" if full_search else "tracked"
         counts[kind][1] += 1
-        counts[kind][0] += any(iou(box, truth) >= FOUND_IOU for box in found)
+        counts[kind][0] += any(box_iou(box, truth) >= FOUND_IOU for box in found)
     texts.extend(vehicle.read.text for vehicle in worker.tracker.flush())
     return texts
 

@@ -55,14 +55,14 @@ import numpy as np
 from benchmarks.label_errata import LABEL_ERRATA, corrected_label
 from edge.calibration import default_calibration
 from edge.config import DetectorConfig, HotlistConfig, ReaderConfig
-from edge.detect import make_detector
+from edge.detect import make_detector, make_still_fallback
 from edge.hotlist import Hotlist, load_hotlists, plausible_misreads
 from edge.hotlist.csvfile import HEADER as HOTLIST_HEADER
 from edge.hotlist.matching import edit_distance
 from edge.pipeline import PlateFinder
 from edge.plates import normalise
 from edge.read import make_reader
-from edge.types import Box, Detection, MatchKind, PlateRead
+from edge.types import Box, Detection, MatchKind, PlateRead, box_iou
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +132,6 @@ def load_labels(folder: Path, as_labelled: bool = False) -> list[LabelledPlate]:
     return plates
 
 
-def iou(a: Box, b: Box) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / float(aw * ah + bw * bh - inter)
-
-
 def char_accuracy(predicted: str, truth: str) -> float:
     return 1.0 - edit_distance(predicted, truth) / max(len(predicted), len(truth), 1)
 
@@ -197,14 +188,15 @@ def _as_read(read: PlateRead | None) -> Read | None:
 
 def evaluate_plate(finder: PlateFinder, plate: LabelledPlate, image: np.ndarray) -> PlateOutcome:
     """One labelled plate through `finder`, which must keep reads of any confidence."""
-    detections, detect_ms = _timed(finder.detect, image)
-    reads: list[tuple[Detection, PlateRead | None]] = []
     read_ms = []
-    for detection in detections:
+
+    def timed_read(image: np.ndarray, detection: Detection) -> PlateRead | None:
         read, ms = _timed(finder.read, image, detection)
-        reads.append((detection, read))
         read_ms.append(ms)
-    matching = [(d, r) for d, r in reads if iou(d.box, plate.box) >= MATCH_IOU]
+        return read
+
+    reads, photo_ms = _timed(finder.candidates, image, timed_read)
+    matching = [(d, r) for d, r in reads if box_iou(d.box, plate.box) >= MATCH_IOU]
     labelled = Detection(box=plate.box, score=1.0)
     return PlateOutcome(
         name=plate.image_path.name,
@@ -212,9 +204,9 @@ def evaluate_plate(finder: PlateFinder, plate: LabelledPlate, image: np.ndarray)
         detected=bool(matching),
         reads=tuple(_as_read(r) for _, r in matching if r is not None),
         reader_only=_as_read(finder.read(image, labelled)),
-        photo_ms=detect_ms + sum(read_ms),
+        photo_ms=photo_ms,
         read_ms=tuple(read_ms),
-        detections=len(detections),
+        detections=len(reads),
     )
 
 
@@ -571,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
                         default="default")  # fmt: skip
     parser.add_argument("--detector-model", type=Path, default=None,
                         help="'plate' or 'text' detector model (default: the bundled one).")  # fmt: skip
+    parser.add_argument("--still-fallback", choices=["none", "plate", "text"], default=None,
+                        help="Second detector for the photos where the first reads no plate "
+                        "(default: the config's still_fallback).")  # fmt: skip
     parser.add_argument("--input-long-side", type=int, default=None,
                         help="Detector input size for the photos (default: the config's "
                         "still_input_long_side).")  # fmt: skip
@@ -602,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"read_eval: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     detector_options = {"backend": args.detector, "model": args.detector_model}
+    if args.still_fallback:
+        detector_options["still_fallback"] = args.still_fallback
     if args.input_long_side:
         detector_options["still_input_long_side"] = args.input_long_side
     if args.live_input_long_side:
@@ -611,7 +608,12 @@ def main(argv: list[str] | None = None) -> int:
     reader = make_reader(reader_config)
     calibration = default_calibration("read_eval")
     photo_finder = PlateFinder(
-        make_detector(detector_config, stills=True), reader, 0.0, calibration
+        make_detector(detector_config, stills=True),
+        reader,
+        0.0,
+        calibration,
+        fallback=make_still_fallback(detector_config),
+        fallback_below=reader_config.min_confidence,
     )
     frame_finder = PlateFinder(make_detector(detector_config), reader, 0.0, calibration)
     try:

@@ -513,3 +513,17 @@ def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
         max_detections=config.max_detections,
         shape=backend.shape,
     )
+
+
+def make_still_fallback(config: DetectorConfig) -> Detector | None:
+    """The second detector for still images (`still_fallback`), with its bundled model, or None
+    where there is none or it is the stills detector itself."""
+    first = "text" if config.backend == "default" else config.backend
+    if config.still_fallback in ("none", first):
+        return None
+    second = DetectorConfig(
+        backend=config.still_fallback,
+        min_score=config.min_score,
+        max_detections=config.max_detections,
+    )
+    return make_detector(second, stills=True)

@@ -49,7 +49,7 @@ from edge.calibration import Calibration, RegionOfInterest
 from edge.config import TrackingConfig
 from edge.hotlist.index import CLASS_TRANSLATION
 from edge.plates import correct, uk_format
-from edge.types import Box, Detection, Frame, PlateRead, VehicleRead
+from edge.types import Box, Detection, Frame, PlateRead, VehicleRead, box_intersection, box_iou
 
 logger = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ class PlateTracker:
 
     def _similarity(self, predicted: Box, box: Box, elapsed: int) -> float:
         """Above 1 for overlapping boxes (1 + IoU), in (0, 1) for near ones, 0 for no link."""
-        overlap = _iou(predicted, box)
+        overlap = box_iou(predicted, box)
         if overlap >= self.config.iou_threshold:
             return 1.0 + overlap
         if _contained(predicted, box):  # the detector clipped the plate for a frame, or grew it
@@ -735,23 +735,10 @@ def _median_slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.median((y[second] - y[first]) / (x[second] - x[first])))
 
 
-def _intersection(a: Box, b: Box) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    width = min(ax + aw, bx + bw) - max(ax, bx)
-    height = min(ay + ah, by + bh) - max(ay, by)
-    return float(width * height) if width > 0 and height > 0 else 0.0
-
-
 def _contained(a: Box, b: Box) -> bool:
     """Whether the smaller box lies (almost) wholly inside the larger."""
     smaller = min(a[2] * a[3], b[2] * b[3])
-    return smaller > 0 and _intersection(a, b) >= _CONTAINED * smaller
-
-
-def _iou(a: Box, b: Box) -> float:
-    inter = _intersection(a, b)
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+    return smaller > 0 and box_intersection(a, b) >= _CONTAINED * smaller
 
 
 def _search_window(track: _Track, frame_index: int) -> Box:

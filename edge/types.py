@@ -18,6 +18,21 @@ Box = tuple[int, int, int, int]
 """x, y, width, height in pixels of the full frame."""
 
 
+def box_intersection(a: Box, b: Box) -> float:
+    """Area the two boxes share."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    width = min(ax + aw, bx + bw) - max(ax, bx)
+    height = min(ay + ah, by + bh) - max(ay, by)
+    return float(width * height) if width > 0 and height > 0 else 0.0
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union: 1 for the same box, 0 for boxes apart."""
+    inter = box_intersection(a, b)
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     camera_id: str

@@ -19,18 +19,10 @@ from edge.detect import (
     TextLineDetector,
     make_detector,
 )
-from edge.types import Box, Detection, Detector
+from edge.types import Box, Detection, Detector, box_iou
 from models.build.fetch_text_detector import BUILT_SHA256
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def box_iou(a: Box, b: Box) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return ix * iy / float(aw * ah + bw * bh - ix * iy)
 
 
 def textured_background(width: int, height: int, seed: int) -> np.ndarray:

@@ -10,7 +10,13 @@ import pytest
 from benchmarks.synthetic.render import render_plate
 from edge.calibration import Calibration, default_calibration
 from edge.config import DetectorConfig, EdgeConfig, ReaderConfig
-from edge.detect import make_detector
+from edge.detect import (
+    DEFAULT_PLATE_MODEL,
+    DEFAULT_TEXT_MODEL,
+    MorphologyDetector,
+    make_detector,
+    make_still_fallback,
+)
 from edge.pipeline import CameraWorker, Pipeline, PlateFinder, PlateFinding, plate_likeness
 from edge.read import make_reader
 from edge.types import Detection, Frame, MatchKind, PlateRead, VehicleRead
@@ -131,6 +137,73 @@ def test_a_word_above_a_plate_is_not_read_into_it(finder):
     reads = [finding.read.text for finding in finder.find(image)]
     assert "BT71ZHM" in reads
     assert not any("TEXAS" in text for text in reads)
+
+
+def _still_finder(first, fallback, fallback_below: float | None = None) -> PlateFinder:
+    return PlateFinder(
+        first,
+        make_reader(ReaderConfig()),
+        ReaderConfig().min_confidence,
+        default_calibration("still"),
+        fallback=fallback,
+        fallback_below=fallback_below,
+    )
+
+
+def test_a_still_whose_detector_reads_no_plate_is_searched_by_the_fallback():
+    image = street()
+    plate = with_plate(image, "KH05OKX", (500, 300))
+    finds_nothing = MorphologyDetector(min_score=2.0)
+    assert finds_nothing.detect(image) == []
+    fallback = make_still_fallback(DetectorConfig())
+
+    found = _still_finder(finds_nothing, fallback).find(image)
+    assert [f.read.text for f in found] == ["KH05OKX"]
+    assert centre_inside(found[0].detection.box, plate)
+    assert _still_finder(finds_nothing, None).find(image) == []
+
+
+def test_the_fallback_is_not_searched_where_a_plate_was_read():
+    """The stills detector keeps to one box here, so it reads one of the two plates: the
+    fallback, which would find the other, is not asked."""
+    image = street()
+    with_plate(image, "KH05OKX", (200, 300))
+    with_plate(image, "CW22FNH", (800, 300))
+    first = make_detector(DetectorConfig(max_detections=1), stills=True)
+    fallback = make_still_fallback(DetectorConfig())
+    assert len(_still_finder(fallback, None).find(image)) == 2
+
+    reads = [f.read.text for f in _still_finder(first, fallback).find(image)]
+    assert len(reads) == 1 and reads[0] in {"KH05OKX", "CW22FNH"}
+
+
+def test_boxes_both_detectors_find_are_read_once():
+    image = street()
+    with_plate(image, "KH05OKX", (500, 300))
+    text, plate = (
+        make_detector(DetectorConfig(), stills=True),
+        make_still_fallback(DetectorConfig()),
+    )
+    finder = _still_finder(text, plate, fallback_below=1.01)  # searched though a plate was read
+
+    candidates = finder.candidates(image, finder.read)
+    assert [read.text for _, read in candidates if read is not None] == ["KH05OKX"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "fallback_model"),
+    [
+        ({}, DEFAULT_PLATE_MODEL),
+        ({"backend": "plate", "still_fallback": "text"}, DEFAULT_TEXT_MODEL),
+        ({"backend": "morphology"}, DEFAULT_PLATE_MODEL),
+        ({"backend": "plate"}, None),
+        ({"still_fallback": "text"}, None),
+        ({"still_fallback": "none"}, None),
+    ],
+)
+def test_the_still_fallback_is_another_detector_or_none(settings, fallback_model):
+    fallback = make_still_fallback(DetectorConfig(**settings))
+    assert (fallback and fallback.model) == fallback_model
 
 
 def _pipeline_with_one_entry(tmp_path, on_alert, **hotlists) -> Pipeline:

@@ -8,9 +8,10 @@ import cv2
 import pytest
 
 from benchmarks import read_eval
-from benchmarks.read_eval import LabelError, char_accuracy, iou, load_labels
+from benchmarks.read_eval import LabelError, char_accuracy, load_labels
 from edge.config import HotlistConfig
 from edge.read import DEFAULT_MODEL as READER_MODEL
+from edge.types import box_iou
 from tests.test_detect import plate_scene
 
 PLATES = [
@@ -65,9 +66,9 @@ def test_bad_label_makes_the_command_fail_cleanly(tmp_path, capsys):
 
 
 def test_iou_and_character_accuracy():
-    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
     assert char_accuracy("AB12CDE", "AB12CDE") == 1.0
     assert char_accuracy("AB12CDF", "AB12CDE") == pytest.approx(6 / 7)
     assert char_accuracy("", "AB12CDE") == 0.0

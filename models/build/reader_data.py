@@ -17,13 +17,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from benchmarks.read_eval import MATCH_IOU, iou, load_labels
+from benchmarks.read_eval import MATCH_IOU, load_labels
 from benchmarks.synthetic.render import FONT_PATH, random_uk_vrm, render_plate
 from edge.calibration import default_calibration
 from edge.config import DetectorConfig
 from edge.detect import make_detector
 from edge.pipeline import reading_box
 from edge.plates import ALPHABET, uk_format
+from edge.types import box_iou
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL_SETS = {"openalpr-eu-dev": 2, "openalpr-us-dev": 3}
@@ -93,7 +94,7 @@ def detector_box_plates(plates: list[LabelledPlate]) -> list[LabelledPlate]:
         (x0, y0), (x1, y1) = plate.quad[0], plate.quad[2]
         label = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
         for detection in detector.detect(plate.image):
-            if iou(detection.box, label) >= MATCH_IOU and low <= detection.box[3] <= high:
+            if box_iou(detection.box, label) >= MATCH_IOU and low <= detection.box[3] <= high:
                 x, y, w, h = reading_box(detection.box, plate.image.shape)
                 quad = _box_quad(x, y, w, h)
                 detected.append(LabelledPlate(plate.image, quad, plate.text, detected=True))
