@@ -492,15 +492,20 @@ def _suppress_overlaps(boxes: list[tuple], max_overlap: float = 0.3) -> list[tup
     return [boxes[i] for i in np.array(keep).reshape(-1)]
 
 
+def _backend_name(config: DetectorConfig, *, stills: bool) -> str:
+    """The backend the config names, "default" resolved: 'text' for stills, 'plate' for live."""
+    if config.backend == "default":
+        return "text" if stills else "plate"
+    return config.backend
+
+
 def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
     """The detector backend named in the config ("default": the best measured, "plate" for live
     video and "text" for stills); with `stills`, set up for photos rather than live video
     (`still_input_long_side`)."""
-    if config.backend == "morphology":
+    name = _backend_name(config, stills=stills)
+    if name == "morphology":
         return MorphologyDetector(min_score=config.min_score, max_detections=config.max_detections)
-    name = config.backend
-    if name == "default":
-        name = "text" if stills else "plate"
     backend = _NETWORK_BACKENDS[name]
     if stills:
         input_long_side = config.still_input_long_side or backend.still_input_long_side
@@ -518,8 +523,7 @@ def make_detector(config: DetectorConfig, *, stills: bool = False) -> Detector:
 def make_still_fallback(config: DetectorConfig) -> Detector | None:
     """The second detector for still images (`still_fallback`), with its bundled model, or None
     where there is none or it is the stills detector itself."""
-    first = "text" if config.backend == "default" else config.backend
-    if config.still_fallback in ("none", first):
+    if config.still_fallback in ("none", _backend_name(config, stills=True)):
         return None
     second = DetectorConfig(
         backend=config.still_fallback,
