@@ -30,6 +30,10 @@ longer length); ms per photo (detect + read), ms per plate crop read, and ms per
 Labels that the plate's own registration scheme shows to be wrong (an O where only the digit 0
 can stand; benchmarks/label_errata.py) are scored as corrected, and listed in the report
 (`label_corrections`); `--as-labelled` scores the labels as written.
+
+`--monochrome` turns every photo grey first (an infrared camera); `--degrade half|jpeg|dark|blur`
+makes every photo poorer first (`DEGRADATIONS`: fewer pixels, heavy compression, underexposure,
+blur), to measure how reading holds up where the camera sees less.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,12 +408,14 @@ def evaluate(
     frame_finder: PlateFinder | None = None,
     as_labelled: bool = False,
     monochrome: bool = False,
+    degradation: str | None = None,
 ) -> dict:
     """Every labelled plate of `folders` through `finder` (built with min_confidence 0, so that
     accuracy can be given both at `min_confidence` and at any confidence); the 1280x720 frames
     through `frame_finder` (the daemon's live-video set-up), `finder` when None. Scored against
     the labels with known errors corrected, unless `as_labelled`. `monochrome` turns every
-    photo to grey first, as a monochrome (infrared) ANPR camera sees."""
+    photo to grey first, as a monochrome (infrared) ANPR camera sees; `degradation` names one of
+    `DEGRADATIONS`, applied to every photo (after `monochrome`) with its label moved with it."""
     keep = split_filter(split)
     frame_finder = frame_finder or finder
     outcomes: dict[str, list[PlateOutcome]] = {}
@@ -422,16 +429,20 @@ def evaluate(
                 corrections.append(
                     {"photo": name, "labelled": plate.written, "corrected": plate.text, "why": why}
                 )
-            image = read_photo(plate.image_path, monochrome)
+            plate, image = degrade(plate, read_photo(plate.image_path, monochrome), degradation)
             outcomes[folder.name].append(evaluate_plate(finder, plate, image))
             live.append(evaluate_plate(frame_finder, *as_frame(plate, image)))
             paths.append(plate.image_path)
     everything = [o for folder_outcomes in outcomes.values() for o in folder_outcomes]
     sample = paths[:: max(1, len(paths) // frame_sample)][:frame_sample] if frame_sample else []
-    frame_times = frame_ms(frame_finder, [read_photo(path, monochrome) for path in sample])
+    frame_times = frame_ms(
+        frame_finder,
+        [degrade_image(read_photo(path, monochrome), path.name, degradation) for path in sample],
+    )
     return {
         "split": split,
         "monochrome": monochrome,
+        "degradation": degradation,
         "min_confidence": min_confidence,
         "label_corrections": corrections,
         "overall": summarise(everything, frame_times, min_confidence),
@@ -457,6 +468,64 @@ def _misses(outcomes: Sequence[PlateOutcome], min_confidence: float) -> list[dic
         for o in outcomes
         if o.predicted(min_confidence) != o.truth
     ]
+
+
+class Degradation(NamedTuple):
+    """A poorer photo of the same scene: how the pipeline holds up where the camera sees less."""
+
+    what: str
+    scale: float
+    apply: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _half_size(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return cv2.resize(
+        image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA
+    )
+
+
+def _jpeg_20(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 20])
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+def _dark(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    dim = 255 * (image / 255.0) ** 2.2 * 0.5 + rng.normal(0, 4, image.shape)
+    return np.clip(dim, 0, 255).astype(np.uint8)
+
+
+def _blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), 1.5)
+
+
+DEGRADATIONS = {
+    "half": Degradation("half the pixels each way (a plate twice as far)", 0.5, _half_size),
+    "jpeg": Degradation("JPEG quality 20 (a starved video link)", 1.0, _jpeg_20),
+    "dark": Degradation("underexposed: gamma 2.2, half the gain, sensor noise sd 4", 1.0, _dark),
+    "blur": Degradation("Gaussian blur sd 1.5 px (defocus or motion)", 1.0, _blur),
+}
+
+
+def degrade_image(image: np.ndarray, name: str, degradation: str | None) -> np.ndarray:
+    """`image` degraded as `DEGRADATIONS[degradation]` says (the same noise for the same photo
+    name every run), or as it is when `degradation` is None."""
+    if degradation is None:
+        return image
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    return DEGRADATIONS[degradation].apply(image, rng)
+
+
+def degrade(
+    plate: LabelledPlate, image: np.ndarray, degradation: str | None
+) -> tuple[LabelledPlate, np.ndarray]:
+    """The photo degraded (`degrade_image`) and its label moved with it."""
+    if degradation is None:
+        return plate, image
+    scale = DEGRADATIONS[degradation].scale
+    x, y, w, h = plate.box
+    box = (round(x * scale), round(y * scale), max(1, round(w * scale)), max(1, round(h * scale)))
+    degraded = degrade_image(image, plate.image_path.name, degradation)
+    return dataclasses.replace(plate, box=box), degraded
 
 
 def read_photo(path: Path, monochrome: bool = False) -> np.ndarray:
@@ -513,6 +582,11 @@ def format_table(report: dict) -> str:
         f"split: {report['split']}; exact plate counts reads with confidence >= "
         f"{report['min_confidence']} (the daemon's reader.min_confidence) unless marked"
     )
+    if report.get("monochrome"):
+        heading += "\nphotos turned grey first (--monochrome)"
+    if report.get("degradation"):
+        what = DEGRADATIONS[report["degradation"]].what
+        heading += f"\nphotos degraded first (--degrade {report['degradation']}): {what}"
     corrections = report.get("label_corrections", [])
     if corrections:
         heading += (
@@ -582,6 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--monochrome", action="store_true",
                         help="Turn every photo grey first, as a monochrome (infrared) ANPR "
                         "camera sees.")  # fmt: skip
+    parser.add_argument("--degrade", choices=sorted(DEGRADATIONS), default=None,
+                        help="Degrade every photo first: "
+                        + "; ".join(f"{k}: {d.what}" for k, d in DEGRADATIONS.items()))  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON report here.")
     return parser
 
@@ -626,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
             frame_finder,
             args.as_labelled,
             args.monochrome,
+            args.degrade,
         )
     except LabelError as error:
         print(f"read_eval: {error}", file=sys.stderr)

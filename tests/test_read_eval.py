@@ -122,6 +122,47 @@ def test_monochrome_photos_are_grey_in_three_channels(tmp_path):
     assert (grey[..., 0] == cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)).all()
 
 
+def test_degradations_make_poorer_photos_and_move_the_label(tmp_path):
+    folder = write_labelled_folder(tmp_path / "generated", PLATES[:1])
+    plate = load_labels(folder)[0]
+    photo = read_eval.read_photo(plate.image_path)
+
+    half_plate, half = read_eval.degrade(plate, photo, "half")
+    assert half.shape[:2] == (photo.shape[0] // 2, photo.shape[1] // 2)
+    x, y, w, h = plate.box
+    assert half_plate.box == (round(x / 2), round(y / 2), round(w / 2), round(h / 2))
+    assert half_plate.text == plate.text
+
+    for name in ("jpeg", "dark", "blur"):
+        moved, degraded = read_eval.degrade(plate, photo, name)
+        assert moved == plate and degraded.shape == photo.shape and degraded.dtype == photo.dtype
+        assert (degraded != photo).any(), name
+    dark = read_eval.degrade_image(photo, "photo0.png", "dark")
+    assert dark.mean() < photo.mean() / 2
+    assert (dark == read_eval.degrade_image(photo, "photo0.png", "dark")).all()  # same noise
+
+    def sharpness(image):
+        return cv2.Laplacian(
+            cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(float), cv2.CV_64F
+        ).var()
+
+    assert sharpness(read_eval.degrade_image(photo, "photo0.png", "blur")) < sharpness(photo) / 4
+    unchanged_plate, unchanged = read_eval.degrade(plate, photo, None)
+    assert unchanged_plate is plate and unchanged is photo
+
+
+def test_degraded_run_reports_its_degradation(tmp_path, capsys):
+    if not READER_MODEL.is_file():
+        pytest.skip(f"reader model {READER_MODEL} not built yet")
+    folder = write_labelled_folder(tmp_path / "generated", PLATES[2:])
+    assert read_eval.main([str(folder), "--json", "--frame-sample", "1", "--degrade", "half"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["degradation"] == "half"
+    # The 42 px characters become 21 px: still found where the moved label says.
+    assert report["overall"]["plates"] == 1 and report["overall"]["detection_recall"] == 1.0
+    assert "--degrade half" in read_eval.format_table(report)
+
+
 def test_train_and_heldout_splits_partition_the_shared_sets(tmp_path):
     from benchmarks.read_eval import LabelledPlate, split_filter
 
