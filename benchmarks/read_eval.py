@@ -231,10 +231,15 @@ def frame_ms(finder: PlateFinder, images: Sequence[np.ndarray]) -> list[float]:
 def as_frame(plate: LabelledPlate, image: np.ndarray) -> tuple[LabelledPlate, np.ndarray]:
     """The labelled photo `image` resized to a 1280x720 frame, and its label moved with it."""
     sx, sy = FRAME_SIZE[0] / image.shape[1], FRAME_SIZE[1] / image.shape[0]
+    frame = cv2.resize(image, FRAME_SIZE, interpolation=cv2.INTER_AREA)
+    return moved_label(plate, sx, sy), frame
+
+
+def moved_label(plate: LabelledPlate, sx: float, sy: float) -> LabelledPlate:
+    """`plate` with its box scaled as its photo was, `sx` across and `sy` down."""
     x, y, w, h = plate.box
     box = (round(x * sx), round(y * sy), max(1, round(w * sx)), max(1, round(h * sy)))
-    frame = cv2.resize(image, FRAME_SIZE, interpolation=cv2.INTER_AREA)
-    return LabelledPlate(plate.image_path, box, plate.text), frame
+    return dataclasses.replace(plate, box=box)
 
 
 def _ratio(count: int, total: int) -> float | None:
@@ -522,10 +527,8 @@ def degrade(
     if degradation is None:
         return plate, image
     scale = DEGRADATIONS[degradation].scale
-    x, y, w, h = plate.box
-    box = (round(x * scale), round(y * scale), max(1, round(w * scale)), max(1, round(h * scale)))
     degraded = degrade_image(image, plate.image_path.name, degradation)
-    return dataclasses.replace(plate, box=box), degraded
+    return moved_label(plate, scale, scale), degraded
 
 
 def read_photo(path: Path, monochrome: bool = False) -> np.ndarray:
