@@ -263,6 +263,7 @@ def train(args: argparse.Namespace) -> None:
     checkpoint.parent.mkdir(exist_ok=True)
     if args.resume and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint))
+        model.train()  # applies a loaded `norms_frozen`: loading a buffer does not
         logger.info("resumed from %s", checkpoint)
     elif args.init_from_onnx:
         load_onnx_weights(model, args.init_from_onnx)
