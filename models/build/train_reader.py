@@ -81,6 +81,11 @@ class Crnn(nn.Module):
         """True once started from an export (`load_onnx_weights`): the batch norms then keep
         their stored statistics in training too. A buffer, so that checkpoints carry it."""
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        loaded = super().load_state_dict(state_dict, strict, assign)
+        self.train(self.training)  # a loaded `norms_frozen` takes effect now
+        return loaded
+
     def train(self, mode: bool = True) -> Crnn:
         super().train(mode)
         if bool(self.norms_frozen):
@@ -263,7 +268,6 @@ def train(args: argparse.Namespace) -> None:
     checkpoint.parent.mkdir(exist_ok=True)
     if args.resume and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint))
-        model.train()  # applies a loaded `norms_frozen`: loading a buffer does not
         logger.info("resumed from %s", checkpoint)
     elif args.init_from_onnx:
         load_onnx_weights(model, args.init_from_onnx)
