@@ -150,10 +150,13 @@ class Sampler:
         other_bases: int,
         recomposed_share: float = 0.0,
         real_share: float = 0.25,
+        with_held_out: bool = False,
     ) -> None:
         self.rng = np.random.default_rng(seed)
         self.real_share = real_share
         labelled = load_real_plates(held_out=False)
+        if with_held_out:
+            labelled += load_real_plates(held_out=True)
         self.real = labelled + detector_box_plates(labelled)
         self.cells = character_cells(self.real) if recomposed_share else []
         self.recomposed_share = recomposed_share
@@ -225,7 +228,11 @@ def evaluate_synthetic(model: Crnn, seed: int = 12345, count: int = 512) -> floa
     return float(np.mean([t == p.text for t, p in zip(texts, plates, strict=True)]))
 
 
-def export(model: Crnn, path: Path) -> None:
+def export(model: Crnn, path: Path, real_photos: str) -> None:
+    """Writes the ONNX model, with the shared photos it learned from as metadata `real_photos`
+    ('training-split' or 'all'; read_eval warns when the held-out split measures a model that
+    learned from it), and checks it against torch."""
+    import onnx
     import onnxruntime
 
     wrapped = Probabilities(model).eval()
@@ -240,6 +247,9 @@ def export(model: Crnn, path: Path) -> None:
         output_names=["probabilities"],
         dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
     )
+    exported = onnx.load(str(path))
+    onnx.helper.set_model_props(exported, {"real_photos": real_photos})
+    onnx.save(exported, str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     difference = 0.0
     for batch in (example[:1], example, torch.rand(5, 1, INPUT_H, INPUT_W) * 2 - 1):
@@ -261,7 +271,12 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     sampler = Sampler(
-        args.seed, args.uk_bases, args.other_bases, args.recomposed_share, args.real_share
+        args.seed,
+        args.uk_bases,
+        args.other_bases,
+        args.recomposed_share,
+        args.real_share,
+        with_held_out=args.real_photos == "all",
     )
     model = Crnn()
     checkpoint = CHECKPOINT
@@ -303,7 +318,7 @@ def train(args: argparse.Namespace) -> None:
             logger.info("checkpoint; synthetic UK exact %.3f", evaluate_synthetic(model))
     torch.save(model.state_dict(), checkpoint)
     logger.info("done: %d steps; synthetic UK exact %.3f", step, evaluate_synthetic(model))
-    export(model, args.out)
+    export(model, args.out, args.real_photos)
 
 
 def main() -> None:
@@ -329,6 +344,14 @@ def main() -> None:
         help="Share of each batch drawn from real plates; the rest is rendered, UK and other "
         "styles 2:1.",
     )
+    parser.add_argument(
+        "--real-photos",
+        choices=("training-split", "all"),
+        default="training-split",
+        help="Which shared photos the real plates come from: the training split, so that the "
+        "held-out split measures unseen photos, or all of them, held-out split included, for a "
+        "model to ship once a recipe is chosen (recorded in the export's metadata).",
+    )
     parser.add_argument("--save-every-s", type=float, default=180.0)
     parser.add_argument(
         "--start-strength", type=float, default=0.15, help="Augmentation strength at the start."
@@ -348,7 +371,7 @@ def main() -> None:
     if args.export_only:
         model = Crnn()
         model.load_state_dict(torch.load(CHECKPOINT))
-        export(model, args.out)
+        export(model, args.out, args.real_photos)
     else:
         train(args)
 
