@@ -682,8 +682,8 @@ def test_check_files_summarises_a_good_list(tmp_path, capsys):
         f"{SAMPLE}: 8 entries (firearms 3, gangs 3, burglary 2, drugs 4; 4 with several markers)"
         in out
     )
-    assert "1 expire within 7 days" in out and f"line 2: S-1 expires {soon}" in out
-    assert "total: 9 entries, 8 distinct VRMs in 2 files; 1 VRMs have several entries" in out
+    assert "1 expires within 7 days" in out and f"line 2: S-1 expires {soon}" in out
+    assert "total: 9 entries, 8 distinct VRMs in 2 files; 1 VRM has several entries" in out
 
 
 def test_check_files_reports_past_dates_that_the_loader_only_skips(tmp_path, capsys):
@@ -693,7 +693,7 @@ def test_check_files_reports_past_dates_that_the_loader_only_skips(tmp_path, cap
     assert check_files([path]) == 1
     err = capsys.readouterr().err
     assert f"{path}:2: expires: past date: expired on 2021-01-01" in err
-    assert "1 problems: rejected" in err
+    assert "1 problem: rejected" in err
     assert len(load_hotlists([path])) == 0
 
 

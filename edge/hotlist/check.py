@@ -35,7 +35,7 @@ def check_files(paths: Sequence[Path], *, today: dt.date | None = None) -> int:
             files = parse_files(paths, today, expired_is_error=True, executor=executor)
         except HotlistError as error:
             print(error, file=sys.stderr)
-            print(f"{error.total} problems: rejected, nothing loaded", file=sys.stderr)
+            print(f"{_counted(error.total, 'problem')}: rejected, nothing loaded", file=sys.stderr)
             return 1
         for parsed in files:
             print(_summary(parsed, today))
@@ -43,9 +43,11 @@ def check_files(paths: Sequence[Path], *, today: dt.date | None = None) -> int:
         _, counts = np.unique(codes, return_counts=True)
         shared = int(np.count_nonzero(counts > 1))
         print(
-            f"total: {len(codes)} entries, {len(counts)} distinct VRMs in {len(files)} files"
+            f"total: {_counted(len(codes), 'entry', 'entries')}, "
+            f"{_counted(len(counts), 'distinct VRM')} in {_counted(len(files), 'file')}"
             + (
-                f"; {shared} VRMs have several entries (all are reported, markers merge)"
+                f"; {_counted(shared, 'VRM has', 'VRMs have')} several entries "
+                "(all are reported, markers merge)"
                 if shared
                 else ""
             )
@@ -55,6 +57,11 @@ def check_files(paths: Sequence[Path], *, today: dt.date | None = None) -> int:
         hotlist = Hotlist(files, executor)
     print(_chance_misreads(hotlist, today))
     return 0
+
+
+def _counted(count: int, one: str, several: str | None = None) -> str:
+    """'1 problem', '2 problems'."""
+    return f"{count} {one if count == 1 else several or one + 's'}"
 
 
 def _chance_misreads(hotlist: Hotlist, today: dt.date) -> str:
@@ -75,10 +82,12 @@ def _summary(parsed: ParsedFile, today: dt.date) -> str:
         f"{marker} {np.count_nonzero(parsed.markers & bit)}" for marker, bit in MARKER_BITS.items()
     )
     several = int(np.count_nonzero(np.bitwise_count(parsed.markers) > 1))
-    lines = [f"{parsed.path}: {len(parsed)} entries ({per_marker}; {several} with several markers)"]
+    entries = _counted(len(parsed), "entry", "entries")
+    lines = [f"{parsed.path}: {entries} ({per_marker}; {several} with several markers)"]
     soon = np.flatnonzero(parsed.expires <= days(today) + EXPIRING_SOON_DAYS)
     if len(soon):
-        lines.append(f"  {len(soon)} expire within {EXPIRING_SOON_DAYS} days:")
+        expire = "expires" if len(soon) == 1 else "expire"
+        lines.append(f"  {len(soon)} {expire} within {EXPIRING_SOON_DAYS} days:")
         for row in soon[:_EXAMPLES].tolist():
             entry_id = decode_row(parsed.data, int(parsed.row_start[row]))[0]
             lines.append(
