@@ -80,6 +80,10 @@ class Crnn(nn.Module):
         self.register_buffer("norms_frozen", torch.tensor(False))
         """True once started from an export (`load_onnx_weights`): the batch norms then keep
         their stored statistics in training too. A buffer, so that checkpoints carry it."""
+        self.register_buffer("learned_held_out", torch.tensor(False))
+        """True once any of its weights learned from the held-out photos (`--real-photos all`, or
+        started from a model that did): it follows the weights through checkpoints and exports,
+        so no model descended from one is taken for a measure of unseen photos."""
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         loaded = super().load_state_dict(state_dict, strict, assign)
@@ -133,6 +137,8 @@ def load_onnx_weights(model: Crnn, path: Path) -> None:
     sequence = {k.removeprefix("model.sequence."): v for k, v in weights.items() if "sequence" in k}
     model.sequence.load_state_dict(sequence)
     model.norms_frozen.fill_(True)
+    real_photos = {p.key: p.value for p in onnx.load(str(path)).metadata_props}.get("real_photos")
+    model.learned_held_out.fill_(real_photos == "all")
     model.train(model.training)
 
 
@@ -228,7 +234,7 @@ def evaluate_synthetic(model: Crnn, seed: int = 12345, count: int = 512) -> floa
     return float(np.mean([t == p.text for t, p in zip(texts, plates, strict=True)]))
 
 
-def export(model: Crnn, path: Path, real_photos: str) -> None:
+def export(model: Crnn, path: Path) -> None:
     """Writes the ONNX model, with the shared photos it learned from as metadata `real_photos`
     ('training-split' or 'all'; read_eval warns when the held-out split measures a model that
     learned from it), and checks it against torch."""
@@ -248,6 +254,7 @@ def export(model: Crnn, path: Path, real_photos: str) -> None:
         dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
     )
     exported = onnx.load(str(path))
+    real_photos = "all" if bool(model.learned_held_out) else "training-split"
     onnx.helper.set_model_props(exported, {"real_photos": real_photos})
     onnx.save(exported, str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -287,6 +294,13 @@ def train(args: argparse.Namespace) -> None:
     elif args.init_from_onnx:
         load_onnx_weights(model, args.init_from_onnx)
         logger.info("started from %s (batch norms folded and frozen)", args.init_from_onnx)
+    if args.real_photos == "all":
+        model.learned_held_out.fill_(True)
+    elif bool(model.learned_held_out):
+        logger.warning(
+            "the starting model learned from the held-out photos: this one will too, whatever "
+            "--real-photos says, and its export records real_photos 'all'"
+        )
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     budget_s = args.minutes * 60
@@ -318,7 +332,7 @@ def train(args: argparse.Namespace) -> None:
             logger.info("checkpoint; synthetic UK exact %.3f", evaluate_synthetic(model))
     torch.save(model.state_dict(), checkpoint)
     logger.info("done: %d steps; synthetic UK exact %.3f", step, evaluate_synthetic(model))
-    export(model, args.out, args.real_photos)
+    export(model, args.out)
 
 
 def main() -> None:
@@ -350,7 +364,8 @@ def main() -> None:
         default="training-split",
         help="Which shared photos the real plates come from: the training split, so that the "
         "held-out split measures unseen photos, or all of them, held-out split included, for a "
-        "model to ship once a recipe is chosen (recorded in the export's metadata).",
+        "model to ship once a recipe is chosen. The export records it (ONNX metadata "
+        "real_photos), as 'all' too for a model started from one that learned them.",
     )
     parser.add_argument("--save-every-s", type=float, default=180.0)
     parser.add_argument(
@@ -371,7 +386,7 @@ def main() -> None:
     if args.export_only:
         model = Crnn()
         model.load_state_dict(torch.load(CHECKPOINT))
-        export(model, args.out, args.real_photos)
+        export(model, args.out)
     else:
         train(args)
 
