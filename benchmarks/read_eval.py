@@ -66,8 +66,8 @@ from edge.hotlist.csvfile import HEADER as HOTLIST_HEADER
 from edge.hotlist.matching import edit_distance
 from edge.pipeline import PlateFinder
 from edge.plates import normalise
-from edge.read import make_reader
-from edge.types import Box, Detection, MatchKind, PlateRead, box_iou
+from edge.read import MODELS_DIR, OnnxReader, make_reader
+from edge.types import Box, Detection, MatchKind, PlateRead, Reader, box_iou
 
 logger = logging.getLogger(__name__)
 
@@ -389,9 +389,27 @@ def hotlist_of(vrms: Iterable[str], source: str) -> Hotlist:
         return load_hotlists([path])
 
 
+TRAINING_SPLIT_READER = MODELS_DIR / "reader_training_split.onnx"
+"""The shipped reader's recipe trained without the held-out photos: the reader whose held-out
+figures are those of unseen photos."""
+
+
+def held_out_caveat(reader: Reader, split: str) -> str | None:
+    """A warning when `split` holds held-out photos and `reader` learned from them (its model's
+    `real_photos` metadata is 'all'): its figures there are not those of unseen photos."""
+    if split == "train" or not isinstance(reader, OnnxReader) or reader.real_photos != "all":
+        return None
+    return (
+        "the reader learned from the held-out photos too (its model's real_photos metadata is "
+        "'all'): these are not figures for unseen photos; for those, measure "
+        f"--reader-model {TRAINING_SPLIT_READER.relative_to(MODELS_DIR.parent)} --split heldout"
+    )
+
+
 def split_filter(split: str) -> Callable[[Path, LabelledPlate], bool]:
-    """Which photos a split keeps: 'heldout' those the reader never trained on (by the reader
-    training's own rule), 'train' the others of the shared sets, 'all' every photo."""
+    """Which photos a split keeps: 'heldout' those the training-split reader never learned from
+    (by the reader training's own rule; `held_out_caveat`), 'train' the others of the shared sets,
+    'all' every photo."""
     if split == "all":
         return lambda folder, plate: True
     from models.build.reader_data import REAL_SETS, is_held_out
@@ -585,6 +603,8 @@ def format_table(report: dict) -> str:
         f"split: {report['split']}; exact plate counts reads with confidence >= "
         f"{report['min_confidence']} (the daemon's reader.min_confidence) unless marked"
     )
+    if report.get("held_out_caveat"):
+        heading += f"\nWARNING: {report['held_out_caveat']}"
     if report.get("monochrome"):
         heading += "\nphotos turned grey first (--monochrome)"
     if report.get("degradation"):
@@ -650,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Detector input size for the 1280x720 frames (default: the config's "
                         "input_long_side).")  # fmt: skip
     parser.add_argument("--split", choices=["all", "heldout", "train"], default="all",
-                        help="'heldout': photos the reader did not train on; 'train': those it did.")  # fmt: skip
+                        help="'heldout': photos the training-split reader did not learn from; 'train': those it did.")  # fmt: skip
     parser.add_argument("--frame-sample", type=int, default=FRAME_SAMPLE,
                         help="Photos resized to 1280x720 for the per-frame timing.")  # fmt: skip
     parser.add_argument("--as-labelled", action="store_true",
@@ -711,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     except LabelError as error:
         print(f"read_eval: {error}", file=sys.stderr)
         return 2
+    report["held_out_caveat"] = held_out_caveat(reader, args.split)
     report["detector"] = detector_config.model_dump(mode="json")
     report["reader"] = reader_config.model_dump(mode="json")
     if args.out:

@@ -120,7 +120,10 @@ class ReaderConfig(_Section):
         description="'onnx': bundled plate reader; 'easyocr': optional reference reader.",
     )
     model: Path | None = Field(
-        default=None, description="ONNX reader model; the bundled models/reader.onnx when empty."
+        default=None,
+        description="ONNX reader model; the bundled models/reader.onnx when empty (it learned "
+        "from every shared photo; models/reader_training_split.onnx is the same recipe without "
+        "the held-out ones, the one to measure on them).",
     )
     min_confidence: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Reads below this confidence are not matched."

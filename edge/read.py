@@ -270,6 +270,10 @@ class OnnxReader:
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
+        self.real_photos = self._session.get_modelmeta().custom_metadata_map.get("real_photos")
+        """Which shared photos the model learned from, as its export recorded ('training-split'
+        or 'all', held-out split included); None for models exported before it was recorded,
+        all of which learned from the training split only."""
 
     def read(self, crop: np.ndarray) -> PlateRead | None:
         return self.read_batch([crop])[0]

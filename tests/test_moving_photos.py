@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from benchmarks.moving_photos import FRAME_SIZE, FRAMES, main, zoom_frames
+from benchmarks.read_eval import TRAINING_SPLIT_READER
+from tests.test_read_eval import PLATES, write_labelled_folder
 
 
 def test_the_box_given_for_each_frame_is_where_the_plate_is():
@@ -38,3 +42,17 @@ def test_a_bad_label_or_photo_is_named_and_nothing_runs(tmp_path, capsys):
 
     assert main([str(tmp_path / "absent")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_the_held_out_caveat_follows_the_reader_measured(tmp_path, capsys):
+    """The shipped reader learned the held-out photos: the run says so, and a run with the
+    training-split reader, the one whose held-out figures are those of unseen plates, does not."""
+    folder = write_labelled_folder(tmp_path / "generated", PLATES[:1])
+    assert main([str(folder), "--step", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: the reader learned from the held-out photos too" in out
+    assert "clips                          1" in out
+    model = str(TRAINING_SPLIT_READER)
+    assert main([str(folder), "--step", "1", "--json", "--reader-model", model]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["held_out_caveat"] is None and report["clips"] == 1

@@ -11,6 +11,7 @@ from benchmarks import read_eval
 from benchmarks.read_eval import LabelError, char_accuracy, load_labels
 from edge.config import HotlistConfig
 from edge.read import DEFAULT_MODEL as READER_MODEL
+from edge.read import OnnxReader
 from edge.types import box_iou
 from tests.test_detect import plate_scene
 
@@ -264,3 +265,23 @@ def test_a_wrong_character_read_for_sure_is_no_possible_misread_of_another_entry
     assert (doubted["exact"], doubted["possible_misread"], doubted["false_hits"]) == (2, 1, 0)
     every_edit = read_eval.hotlist_hits(outcomes, 0.5, HotlistConfig())  # the default: off
     assert (every_edit["possible_misread"], every_edit["false_hits"]) == (1, 2)
+
+
+def test_held_out_figures_of_a_reader_that_learned_them_are_flagged(tmp_path, capsys):
+    """The shipped reader learned from every shared photo; the held-out split measures unseen
+    photos only with the same recipe trained on the training split, which is shipped beside it."""
+    shipped = OnnxReader(READER_MODEL)
+    measure = OnnxReader(read_eval.TRAINING_SPLIT_READER)
+    assert (shipped.real_photos, measure.real_photos) == ("all", "training-split")
+    warning = read_eval.held_out_caveat(shipped, "heldout")
+    assert "--reader-model models/reader_training_split.onnx --split heldout" in warning
+    assert read_eval.held_out_caveat(shipped, "all") == warning
+    assert read_eval.held_out_caveat(shipped, "train") is None
+    assert read_eval.held_out_caveat(measure, "heldout") is None
+
+    folder = write_labelled_folder(tmp_path / "generated", PLATES[:1])
+    assert read_eval.main([str(folder), "--frame-sample", "1"]) == 0
+    assert f"WARNING: {warning}" in capsys.readouterr().out
+    argv = [str(folder), "--frame-sample", "1", "--json"]
+    assert read_eval.main([*argv, "--reader-model", str(read_eval.TRAINING_SPLIT_READER)]) == 0
+    assert json.loads(capsys.readouterr().out)["held_out_caveat"] is None
