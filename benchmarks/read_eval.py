@@ -401,8 +401,8 @@ def held_out_caveat(reader: Reader, split: str) -> str | None:
         return None
     return (
         "the reader learned from the held-out photos too (its model's real_photos metadata is "
-        "'all'): these are not figures for unseen photos; for those, measure "
-        f"--reader-model {TRAINING_SPLIT_READER.relative_to(MODELS_DIR.parent)} --split heldout"
+        "'all'): these are not figures for unseen photos; for those, measure the reader "
+        f"trained without them, {TRAINING_SPLIT_READER.relative_to(MODELS_DIR.parent)}"
     )
 
 
