@@ -86,8 +86,9 @@ def _summary(parsed: ParsedFile, today: dt.date) -> str:
     lines = [f"{parsed.path}: {entries} ({per_marker}; {several} with several markers)"]
     soon = np.flatnonzero(parsed.expires <= days(today) + EXPIRING_SOON_DAYS)
     if len(soon):
-        expire = "expires" if len(soon) == 1 else "expire"
-        lines.append(f"  {len(soon)} {expire} within {EXPIRING_SOON_DAYS} days:")
+        lines.append(
+            f"  {_counted(len(soon), 'expires', 'expire')} within {EXPIRING_SOON_DAYS} days:"
+        )
         for row in soon[:_EXAMPLES].tolist():
             entry_id = decode_row(parsed.data, int(parsed.row_start[row]))[0]
             lines.append(

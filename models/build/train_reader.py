@@ -122,7 +122,8 @@ def load_onnx_weights(model: Crnn, path: Path) -> None:
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path)).graph
+    exported = onnx.load(str(path))
+    graph = exported.graph
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     conv2d = [m for m in model.features if isinstance(m, nn.Conv2d)]
@@ -137,7 +138,7 @@ def load_onnx_weights(model: Crnn, path: Path) -> None:
     sequence = {k.removeprefix("model.sequence."): v for k, v in weights.items() if "sequence" in k}
     model.sequence.load_state_dict(sequence)
     model.norms_frozen.fill_(True)
-    real_photos = {p.key: p.value for p in onnx.load(str(path)).metadata_props}.get("real_photos")
+    real_photos = {p.key: p.value for p in exported.metadata_props}.get("real_photos")
     model.learned_held_out.fill_(real_photos == "all")
     model.train(model.training)
 
