@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             args.detector,
             args.reader_model,
         )
-    except LabelError as error:
+    except (LabelError, FileNotFoundError) as error:  # a bad label, or no --reader-model file
         print(f"moving_photos: {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -705,7 +705,11 @@ def main(argv: list[str] | None = None) -> int:
         detector_options["input_long_side"] = args.live_input_long_side
     detector_config = DetectorConfig(**detector_options)
     reader_config = ReaderConfig(backend=args.reader, model=args.reader_model)
-    reader = make_reader(reader_config)
+    try:
+        reader = make_reader(reader_config)
+    except FileNotFoundError as error:
+        print(f"read_eval: {error}", file=sys.stderr)
+        return 2
     calibration = default_calibration("read_eval")
     photo_finder = PlateFinder(
         make_detector(detector_config, stills=True),

@@ -43,6 +43,11 @@ def test_a_bad_label_or_photo_is_named_and_nothing_runs(tmp_path, capsys):
     assert main([str(tmp_path / "absent")]) == 2
     assert "not a folder" in capsys.readouterr().err
 
+    (tmp_path / "car.txt").write_text("car.jpg\t10\t20\t120\t30\tAB12CDE\n", encoding="utf-8")
+    absent = tmp_path / "absent.onnx"
+    assert main([str(tmp_path), "--reader-model", str(absent)]) == 2
+    assert f"moving_photos: reader model {absent} not found" in capsys.readouterr().err
+
 
 def test_the_held_out_caveat_follows_the_reader_measured(tmp_path, capsys):
     """The shipped reader learned the held-out photos: the run says so, and a run with the

@@ -80,6 +80,13 @@ def test_missing_folder_is_reported(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
+def test_missing_reader_model_is_named_and_nothing_runs(tmp_path, capsys):
+    folder = write_labelled_folder(tmp_path / "generated", PLATES[:1])
+    absent = tmp_path / "absent.onnx"
+    assert read_eval.main([str(folder), "--reader-model", str(absent)]) == 2
+    assert f"read_eval: reader model {absent} not found" in capsys.readouterr().err
+
+
 def test_end_to_end_on_a_generated_folder(tmp_path, capsys):
     if not READER_MODEL.is_file():
         pytest.skip(f"reader model {READER_MODEL} not built yet")
