@@ -3,7 +3,8 @@ camera, searched frame by frame as the daemon searches live video.
 
     .venv/bin/python -m benchmarks.moving_photos [--step 3] [--split all|heldout|train]
                                                   [--retry-input-side N] [--reader-model PATH]
-                                                  [--json] [FOLDER ...]
+                                                  [--degrade half|jpeg|dark|blur] [--json]
+                                                  [FOLDER ...]
 
 The rendered footage of the other benchmarks has synthetic plates, which the text detector
 finds in any window; real plates it sometimes misses in the small windows the daemon searches
@@ -35,8 +36,10 @@ import cv2
 import numpy as np
 
 from benchmarks.read_eval import (
+    DEGRADATIONS,
     SHARED_DATA,
     LabelError,
+    degrade,
     held_out_caveat,
     load_labels,
     read_photo,
@@ -116,6 +119,7 @@ def evaluate(
     split: str = "all",
     detector_backend: str = "default",
     reader_model: Path | None = None,
+    degradation: str | None = None,
 ) -> dict:
     config = EdgeConfig.model_validate(
         {
@@ -133,7 +137,8 @@ def evaluate(
     misses = []
     for plate in plates:
         worker = CameraWorker(config.cameras[0], config, detector, reader, lambda vehicle: None)
-        texts = run_clip(worker, read_photo(plate.image_path), plate.box, counts)
+        plate, photo = degrade(plate, read_photo(plate.image_path), degradation)
+        texts = run_clip(worker, photo, plate.box, counts)
         exact += plate.text in texts
         if plate.text not in texts:
             misses.append({"photo": plate.image_path.name, "truth": plate.text, "reads": texts})
@@ -141,6 +146,7 @@ def evaluate(
     frames = counts["full"][1] + counts["tracked"][1]
     return {
         "split": split,
+        "degradation": degradation,
         "held_out_caveat": held_out_caveat(reader, split),
         "clips": len(plates),
         "frames": frames,
@@ -168,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="'onnx' reader model (default: models/reader.onnx).")  # fmt: skip
     parser.add_argument("--detector", choices=["default", "plate", "text", "morphology"],
                         default="default", help="detector.backend.")  # fmt: skip
+    parser.add_argument("--degrade", choices=sorted(DEGRADATIONS), default=None,
+                        help="Make every photo poorer first, as benchmarks.read_eval --degrade.")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args(argv)
     folders = args.folders or sorted(SHARED_DATA.glob("openalpr-*"))
@@ -186,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             args.split,
             args.detector,
             args.reader_model,
+            args.degrade,
         )
     except (LabelError, FileNotFoundError) as error:  # a bad label, or no --reader-model file
         print(f"moving_photos: {error}", file=sys.stderr)

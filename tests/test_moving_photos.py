@@ -61,3 +61,13 @@ def test_the_held_out_caveat_follows_the_reader_measured(tmp_path, capsys):
     assert main([str(folder), "--step", "1", "--json", "--reader-model", model]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["held_out_caveat"] is None and report["clips"] == 1
+
+
+def test_a_degraded_run_moves_the_label_with_the_photo(tmp_path, capsys):
+    """`--degrade half` halves each photo before it is zoomed into: the plate is still found
+    where its label, halved with it, says, and the report names the degradation."""
+    folder = write_labelled_folder(tmp_path / "generated", PLATES[:1])
+    assert main([str(folder), "--step", "1", "--json", "--degrade", "half"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["degradation"] == "half"
+    assert report["clips"] == 1 and report["found_full_search"] == 1.0
