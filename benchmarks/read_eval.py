@@ -31,9 +31,10 @@ Labels that the plate's own registration scheme shows to be wrong (an O where on
 can stand; benchmarks/label_errata.py) are scored as corrected, and listed in the report
 (`label_corrections`); `--as-labelled` scores the labels as written.
 
-`--monochrome` turns every photo grey first (an infrared camera); `--degrade half|jpeg|dark|blur`
-makes every photo poorer first (`DEGRADATIONS`: fewer pixels, heavy compression, underexposure,
-blur), to measure how reading holds up where the camera sees less.
+`--monochrome` turns every photo grey first (an infrared camera); `--degrade
+half|jpeg|dark|blur|wide` makes every photo poorer first (`DEGRADATIONS`: fewer pixels, heavy
+compression, underexposure, blur, or a small plate in a large photo), to measure how reading
+holds up where the camera sees less.
 """
 
 from __future__ import annotations
@@ -499,6 +500,9 @@ class Degradation(NamedTuple):
     what: str
     scale: float
     apply: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+    border: float = 0.0
+    """The photo, after `scale`, is set in a border this many times its width and height wide
+    on each side: its label moves by that much."""
 
 
 def _half_size(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -521,11 +525,23 @@ def _blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), 1.5)
 
 
+def _wide(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    height, width = image.shape[:2]
+    return cv2.copyMakeBorder(image, height, height, width, width, cv2.BORDER_REFLECT)
+
+
 DEGRADATIONS = {
     "half": Degradation("half the pixels each way (a plate twice as far)", 0.5, _half_size),
     "jpeg": Degradation("JPEG quality 20 (a starved video link)", 1.0, _jpeg_20),
     "dark": Degradation("underexposed: gamma 2.2, half the gain, sensor noise sd 4", 1.0, _dark),
     "blur": Degradation("Gaussian blur sd 1.5 px (defocus or motion)", 1.0, _blur),
+    "wide": Degradation(
+        "set in a picture three times as wide and high, mirrored around it (a small plate in a "
+        "large photo, as from a high-resolution camera's wide view)",
+        1.0,
+        _wide,
+        border=1.0,
+    ),
 }
 
 
@@ -544,9 +560,15 @@ def degrade(
     """The photo degraded (`degrade_image`) and its label moved with it."""
     if degradation is None:
         return plate, image
-    scale = DEGRADATIONS[degradation].scale
+    how = DEGRADATIONS[degradation]
     degraded = degrade_image(image, plate.image_path.name, degradation)
-    return moved_label(plate, scale, scale), degraded
+    moved = moved_label(plate, how.scale, how.scale)
+    if how.border:
+        height, width = image.shape[:2]
+        x, y, w, h = moved.box
+        dx, dy = round(width * how.scale * how.border), round(height * how.scale * how.border)
+        moved = dataclasses.replace(moved, box=(x + dx, y + dy, w, h))
+    return moved, degraded
 
 
 def read_photo(path: Path, monochrome: bool = False) -> np.ndarray:
@@ -663,6 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--still-fallback", choices=["none", "plate", "text"], default=None,
                         help="Second detector for the photos where the first reads no plate "
                         "(default: the config's still_fallback).")  # fmt: skip
+    parser.add_argument("--no-still-tiles", action="store_true",
+                        help="detector.still_tiles false: no tile search of large photos.")  # fmt: skip
     parser.add_argument("--input-long-side", type=int, default=None,
                         help="Detector input size for the photos (default: the config's "
                         "still_input_long_side).")  # fmt: skip
@@ -699,6 +723,8 @@ def main(argv: list[str] | None = None) -> int:
     detector_options = {"backend": args.detector, "model": args.detector_model}
     if args.still_fallback:
         detector_options["still_fallback"] = args.still_fallback
+    if args.no_still_tiles:
+        detector_options["still_tiles"] = False
     if args.input_long_side:
         detector_options["still_input_long_side"] = args.input_long_side
     if args.live_input_long_side:
@@ -718,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration,
         fallback=make_still_fallback(detector_config),
         fallback_below=reader_config.min_confidence,
+        tiles=detector_config.still_tiles,
     )
     frame_finder = PlateFinder(make_detector(detector_config), reader, 0.0, calibration)
     try:

@@ -70,6 +70,11 @@ _MAX_TWO_LINE_CHARS = 8
 _TWO_LINE_MIN_CONFIDENCE = 0.5
 """Two stacked lines read side by side are taken for one plate from this confidence up."""
 _SAME_PLATE_IOU = 0.5
+_TILE_BELOW_SCALE = 0.5
+"""A still searched whole at under this scale is searched in tiles too (`detector.still_tiles`)."""
+_TILE_OVERLAP = 0.25
+"""Neighbouring tiles share this fraction of a tile: a plate cut by one tile's edge is whole in
+the next unless it is wider than that, and a plate so wide the whole-photo search finds."""
 """Boxes of two detectors overlapping this much frame the same plate."""
 
 
@@ -122,6 +127,15 @@ def _clip_boxes(boxes: Sequence[Box], offset: tuple[int, int], size: tuple[int, 
     return clipped
 
 
+def _tile_starts(length: int, side: int) -> list[int]:
+    """Where tiles of `side` start along `length`, overlapping by `_TILE_OVERLAP`, the last
+    ending at the edge."""
+    if length <= side:
+        return [0]
+    stride = max(1, int(side * (1 - _TILE_OVERLAP)))
+    return [*range(0, length - side, stride), length - side]
+
+
 @dataclass(frozen=True, slots=True)
 class PlateFinding:
     detection: Detection
@@ -146,6 +160,7 @@ class PlateFinder:
         *,
         fallback: Detector | None = None,
         fallback_below: float | None = None,
+        tiles: bool = False,
     ):
         self.detector = detector
         self.reader = reader
@@ -156,6 +171,9 @@ class PlateFinder:
         """Stills only: searches a photo again where no read of the detector's boxes reaches
         `fallback_below` (`detector.still_fallback`)."""
         self.fallback_below = min_confidence if fallback_below is None else fallback_below
+        self.tiles = tiles
+        """Stills only: a large photo is searched in tiles at its own pixels too
+        (`detector.still_tiles`)."""
 
     def detect(
         self, image: np.ndarray, regions: Sequence[Box] | None = None, *, pad_to: int = 0
@@ -179,14 +197,37 @@ class PlateFinder:
             windows: Sequence[Box] = [(0, 0, roi_width, roi_height)]
         else:
             windows = merge_overlapping(_clip_boxes(regions, (dx, dy), (roi_width, roi_height)))
+        return self._kept(detector.detect_parts(roi_image, windows, scale, pad_to=pad_to), dx, dy)
+
+    def _kept(self, detections: Sequence[Detection], dx: int, dy: int) -> list[Detection]:
+        """Detections in the region of interest's crop, moved to the frame: those of a
+        calibrated plate height whose box lies in the region."""
         low, high = self.calibration.plate_height_px
         found = []
-        for detection in detector.detect_parts(roi_image, windows, scale, pad_to=pad_to):
+        for detection in detections:
             if low <= detection.text_height <= high:
                 in_frame = moved(detection, dx, dy)
                 if self.roi.contains(in_frame.box):
                     found.append(in_frame)
         return found
+
+    def _detect_in_tiles(self, image: np.ndarray) -> list[Detection]:
+        """Plates in a still too large for the whole-photo search to see small plates: the
+        region of interest in overlapping tiles, each searched at the image's own pixels (a
+        tile's side is what the detector takes the whole photo down to). Nothing for a smaller
+        photo."""
+        roi_image, (dx, dy) = self.roi.crop(image)
+        whole_scale = self.detector.scale_for(roi_image.shape)
+        if whole_scale >= _TILE_BELOW_SCALE:
+            return []
+        side = round(whole_scale * max(roi_image.shape[:2]))
+        height, width = roi_image.shape[:2]
+        tiles = [
+            (x, y, min(side, width), min(side, height))
+            for y in _tile_starts(height, side)
+            for x in _tile_starts(width, side)
+        ]
+        return self._kept(self.detector.detect_parts(roi_image, tiles, 1.0), dx, dy)
 
     def read(self, image: np.ndarray, detection: Detection) -> PlateRead | None:
         if detection.lines:
@@ -231,16 +272,28 @@ class PlateFinder:
     ) -> list[tuple[Detection, PlateRead | None]]:
         """Each box found in a still image with `read`'s read of it (None: no plate read). Where
         none reads at `fallback_below`, the fallback detector searches the photo too and its
-        boxes that overlap none found already (IoU under 0.5) are read as well."""
+        boxes that overlap none found already (IoU under 0.5) are read as well. With `tiles`, a
+        large photo's tiles are searched too (`_detect_in_tiles`), and their new boxes read."""
         found = [(detection, read(image, detection)) for detection in self.detect(image)]
-        if self.fallback is None or any(
+        if self.fallback is not None and not any(
             r is not None and r.confidence >= self.fallback_below for _, r in found
         ):
-            return found
-        for detection in self._detect_with(self.fallback, image, None, 0):
+            self._read_new(self._detect_with(self.fallback, image, None, 0), image, read, found)
+        if self.tiles:
+            self._read_new(self._detect_in_tiles(image), image, read, found)
+        return found
+
+    @staticmethod
+    def _read_new(
+        detections: Sequence[Detection],
+        image: np.ndarray,
+        read: Callable[[np.ndarray, Detection], PlateRead | None],
+        found: list[tuple[Detection, PlateRead | None]],
+    ) -> None:
+        """Reads into `found` the `detections` that overlap none of its boxes (IoU under 0.5)."""
+        for detection in detections:
             if all(box_iou(detection.box, d.box) < _SAME_PLATE_IOU for d, _ in found):
                 found.append((detection, read(image, detection)))
-        return found
 
     def find(self, image: np.ndarray) -> list[PlateFinding]:
         """Every plate read in a still image: reads holding a digit first, then the others, each
@@ -553,6 +606,7 @@ def read_images(images: Sequence[Path], *, as_json: bool, config_path: Path | No
         reader_config.min_confidence,
         default_calibration("still"),
         fallback=make_still_fallback(detector_config),
+        tiles=detector_config.still_tiles,
     )
     status = 0
     for path in images:

@@ -56,3 +56,27 @@ def test_unreadable_files_fail_with_a_message_naming_them(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "garbage.jpg" in captured.err and "absent.jpg" in captured.err
+
+
+def test_a_small_plate_in_a_large_photo_is_read_unless_tiles_are_off(tmp_path, capsys):
+    """A 2800 x 1800 photo with a plate 53 px wide: found in the photo's tiles
+    (`detector.still_tiles`, on by default), not by the whole-photo search alone (the second
+    detector, which can find it too, kept out)."""
+    rng = np.random.default_rng(6)
+    image = rng.integers(70, 150, (1800, 2800, 3), dtype=np.uint8)
+    plate = render_plate("KH05OKX", rear=True, char_height_px=8)
+    image[900 : 900 + plate.shape[0], 1300 : 1300 + plate.shape[1]] = plate
+    path = tmp_path / "wide.png"
+    cv2.imwrite(str(path), image)
+
+    def read_with(detector: str) -> list[str]:
+        config = tmp_path / "edge.yaml"
+        config.write_text(
+            f"cameras:\n  - {{id: cam1, source: unused.mp4}}\ndetector: {detector}\n",
+            encoding="utf-8",
+        )
+        assert main(["read", "--json", "--config", str(config), str(path)]) == 0
+        return [p["text"] for p in json.loads(capsys.readouterr().out)["plates"]]
+
+    assert read_with("{still_fallback: none}") == ["KH05OKX"]
+    assert read_with("{still_fallback: none, still_tiles: false}") == []

@@ -17,7 +17,14 @@ from edge.detect import (
     make_detector,
     make_still_fallback,
 )
-from edge.pipeline import CameraWorker, Pipeline, PlateFinder, PlateFinding, plate_likeness
+from edge.pipeline import (
+    CameraWorker,
+    Pipeline,
+    PlateFinder,
+    PlateFinding,
+    _tile_starts,
+    plate_likeness,
+)
 from edge.read import make_reader
 from edge.types import Detection, Frame, MatchKind, PlateRead, VehicleRead
 
@@ -188,6 +195,70 @@ def test_boxes_both_detectors_find_are_read_once():
 
     candidates = finder.candidates(image, finder.read)
     assert [read.text for _, read in candidates if read is not None] == ["KH05OKX"]
+
+
+def _tiled_finder(detector, tiles: bool) -> PlateFinder:
+    return PlateFinder(
+        detector,
+        make_reader(ReaderConfig()),
+        ReaderConfig().min_confidence,
+        default_calibration("still"),
+        tiles=tiles,
+    )
+
+
+class _CountingParts:
+    """A detector that notes the parts and scales it is asked to search."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.searches: list[tuple[int, float]] = []
+
+    def scale_for(self, shape):
+        return self.detector.scale_for(shape)
+
+    def detect(self, image, scale=None):
+        return self.detector.detect(image, scale)
+
+    def detect_parts(self, image, parts, scale, *, pad_to=0):
+        self.searches.append((len(parts), scale))
+        return self.detector.detect_parts(image, parts, scale, pad_to=pad_to)
+
+
+def test_a_small_plate_in_a_large_still_is_found_in_tiles():
+    """A 2800 x 1800 photo is searched whole at under half size, where a plate 53 px wide is
+    too small to find; its tiles, searched at the photo's own pixels, find and read it."""
+    image = street(2800, 1800)
+    plate = render_plate("KH05OKX", rear=True, char_height_px=8)
+    height, width = plate.shape[:2]
+    image[900 : 900 + height, 1300 : 1300 + width] = plate
+    detector = _CountingParts(make_detector(DetectorConfig(), stills=True))
+
+    assert _tiled_finder(detector, tiles=False).find(image) == []
+    found = _tiled_finder(detector, tiles=True).find(image)
+    assert [f.read.text for f in found] == ["KH05OKX"]
+    assert centre_inside(found[0].detection.box, (1300, 900, width, height))
+    whole_scale = detector.scale_for(image.shape)
+    assert whole_scale < 0.5 and detector.searches[-1] == (6, 1.0)  # 3 x 2 tiles, own pixels
+
+
+def test_a_still_of_ordinary_size_is_not_tiled():
+    image = street()
+    with_plate(image, "KH05OKX", (500, 300))
+    detector = _CountingParts(make_detector(DetectorConfig(), stills=True))
+    found = _tiled_finder(detector, tiles=True).find(image)
+    assert [f.read.text for f in found] == ["KH05OKX"]
+    assert len(detector.searches) == 1  # the whole photo only
+
+
+@pytest.mark.parametrize(
+    ("length", "side"), [(2800, 1280), (1800, 1280), (5000, 1000), (900, 1280)]
+)
+def test_tiles_cover_the_photo_overlapping_by_a_quarter(length, side):
+    starts = _tile_starts(length, side)
+    assert starts[0] == 0 and starts[-1] + min(side, length) == length
+    gaps = np.diff(starts)
+    assert all(0 < gap <= side * 0.75 for gap in gaps)  # each overlaps the next by a quarter
 
 
 @pytest.mark.parametrize(

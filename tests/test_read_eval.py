@@ -155,6 +155,12 @@ def test_degradations_make_poorer_photos_and_move_the_label(tmp_path):
         ).var()
 
     assert sharpness(read_eval.degrade_image(photo, "photo0.png", "blur")) < sharpness(photo) / 4
+
+    wide_plate, wide = read_eval.degrade(plate, photo, "wide")
+    height, width = photo.shape[:2]
+    assert wide.shape[:2] == (3 * height, 3 * width)
+    assert wide_plate.box == (x + width, y + height, w, h)  # the same pixels, moved
+    assert (wide[height : 2 * height, width : 2 * width] == photo).all()
     unchanged_plate, unchanged = read_eval.degrade(plate, photo, None)
     assert unchanged_plate is plate and unchanged is photo
 
