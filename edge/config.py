@@ -105,12 +105,12 @@ class DetectorConfig(_Section):
     still_tiles: bool = Field(
         default=True,
         description="Still images only (`anpr-edge read`): a photo whose long side is more than "
-        "twice still_input_long_side, which the whole-photo search sees at under half its size, "
-        "is searched again in overlapping tiles of that side at its own pixels, and the plates "
-        "found there that the whole-photo search did not find are read too: a small plate in a "
-        "large photo. Measured on the 101 held-out shared photos set in a picture three times as "
-        "wide and high: 66 -> 94 plates found, 57 -> 82 read exactly, about 1.8 s a photo on 2 "
-        "cores (README.md, 'Large photos'). Smaller photos are not tiled.",
+        "still_input_long_side, which the whole-photo search takes down in size, is searched "
+        "again in overlapping tiles of that side at its own pixels, and the plates found there "
+        "that the whole-photo search did not find are read too: a small plate in a large photo. "
+        "Measured on the 101 held-out shared photos set in a picture three times as wide and "
+        "high: 66 -> 96 plates found, 57 -> 84 read exactly, about 1.6 s a photo on 2 cores "
+        "(README.md, 'Large photos'); the shared photos as they are read as without it.",
     )
     still_fallback: Literal["none", "plate", "text"] = Field(
         default="plate",
