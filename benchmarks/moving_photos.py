@@ -3,7 +3,7 @@ camera, searched frame by frame as the daemon searches live video.
 
     .venv/bin/python -m benchmarks.moving_photos [--step 3] [--split all|heldout|train]
                                                   [--retry-input-side N] [--reader-model PATH]
-                                                  [--degrade half|jpeg|dark|blur] [--json]
+                                                  [--degrade half|jpeg|dark|blur|wide] [--json]
                                                   [FOLDER ...]
 
 The rendered footage of the other benchmarks has synthetic plates, which the text detector

@@ -70,6 +70,7 @@ _MAX_TWO_LINE_CHARS = 8
 _TWO_LINE_MIN_CONFIDENCE = 0.5
 """Two stacked lines read side by side are taken for one plate from this confidence up."""
 _SAME_PLATE_IOU = 0.5
+"""Boxes of two detectors overlapping this much frame the same plate."""
 _TILE_BELOW_SCALE = 1.0
 """A still the whole-photo search takes down in size (to under this scale) is searched in tiles
 too (`detector.still_tiles`). Tiling only photos taken down to under half (over 2,560 px) read
@@ -78,7 +79,6 @@ the shared photos alike (build/tile_gate_rule.md)."""
 _TILE_OVERLAP = 0.25
 """Neighbouring tiles share this fraction of a tile: a plate cut by one tile's edge is whole in
 the next unless it is wider than that, and a plate so wide the whole-photo search finds."""
-"""Boxes of two detectors overlapping this much frame the same plate."""
 
 
 def reading_box(box: Box, image_shape: tuple[int, ...], margin: float = _CROP_MARGIN) -> Box:

@@ -146,7 +146,9 @@ def test_a_word_above_a_plate_is_not_read_into_it(finder):
     assert not any("TEXAS" in text for text in reads)
 
 
-def _still_finder(first, fallback, fallback_below: float | None = None) -> PlateFinder:
+def _still_finder(
+    first, fallback, fallback_below: float | None = None, *, tiles: bool = False
+) -> PlateFinder:
     return PlateFinder(
         first,
         make_reader(ReaderConfig()),
@@ -154,6 +156,7 @@ def _still_finder(first, fallback, fallback_below: float | None = None) -> Plate
         default_calibration("still"),
         fallback=fallback,
         fallback_below=fallback_below,
+        tiles=tiles,
     )
 
 
@@ -197,16 +200,6 @@ def test_boxes_both_detectors_find_are_read_once():
     assert [read.text for _, read in candidates if read is not None] == ["KH05OKX"]
 
 
-def _tiled_finder(detector, tiles: bool) -> PlateFinder:
-    return PlateFinder(
-        detector,
-        make_reader(ReaderConfig()),
-        ReaderConfig().min_confidence,
-        default_calibration("still"),
-        tiles=tiles,
-    )
-
-
 class _CountingParts:
     """A detector that notes the parts and scales it is asked to search."""
 
@@ -234,8 +227,8 @@ def test_a_small_plate_in_a_large_still_is_found_in_tiles():
     image[900 : 900 + height, 1300 : 1300 + width] = plate
     detector = _CountingParts(make_detector(DetectorConfig(), stills=True))
 
-    assert _tiled_finder(detector, tiles=False).find(image) == []
-    found = _tiled_finder(detector, tiles=True).find(image)
+    assert _still_finder(detector, None, tiles=False).find(image) == []
+    found = _still_finder(detector, None, tiles=True).find(image)
     assert [f.read.text for f in found] == ["KH05OKX"]
     assert centre_inside(found[0].detection.box, (1300, 900, width, height))
     whole_scale = detector.scale_for(image.shape)
@@ -246,7 +239,7 @@ def test_a_still_of_ordinary_size_is_not_tiled():
     image = street()
     with_plate(image, "KH05OKX", (500, 300))
     detector = _CountingParts(make_detector(DetectorConfig(), stills=True))
-    found = _tiled_finder(detector, tiles=True).find(image)
+    found = _still_finder(detector, None, tiles=True).find(image)
     assert [f.read.text for f in found] == ["KH05OKX"]
     assert len(detector.searches) == 1  # the whole photo only
 
